@@ -1,0 +1,89 @@
+/*
+ * common/pgsession.c: session parameters and blocking connect (see pgsession.h).
+ * Runs in migrate, seed, recompute workers and the supervisor; HTTP workers reuse the params.
+ */
+#include "common/pgsession.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PGSESSION_CONNECT_TIMEOUT_S 5
+
+void pgsession_params_init(pgsession_params *p, const char *url)
+{
+    long timeout = PGSESSION_CONNECT_TIMEOUT_S;
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    if (opts != NULL) {
+        for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+            if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL) {
+                long v = strtol(o->val, NULL, 10);
+                /* libpq treats values below 2 (other than 0 = forever) as 2. */
+                if (v > 0 && v < timeout)
+                    timeout = v < 2 ? 2 : v;
+            }
+        }
+        PQconninfoFree(opts);
+    }
+    snprintf(p->timeout, sizeof(p->timeout), "%ld", timeout);
+    /* Later keywords override what the expanded dbname string sets. */
+    p->keywords[0] = "dbname";
+    p->values[0] = url;
+    p->keywords[1] = "connect_timeout";
+    p->values[1] = p->timeout;
+    p->keywords[2] = NULL;
+    p->values[2] = NULL;
+}
+
+char *pgsession_setup_sql(const char *role)
+{
+    int is_http = strcmp(role, "http") == 0;
+    return xasprintf("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "
+                     "SET client_encoding = 'UTF8'; "
+                     "SET application_name = 'pg-analytics-service:%s:%d'%s",
+                     role, (int)getpid(), is_http ? "; SET statement_timeout = '30s'" : "");
+}
+
+PGconn *pgsession_connect(const char *url, const char *role)
+{
+    pgsession_params p;
+    pgsession_params_init(&p, url);
+    PGconn *conn = PQconnectdbParams(p.keywords, p.values, 1);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+        log_error("postgres connection failed: %.*s", (int)strcspn(msg, "\n"), msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    char *sql = pgsession_setup_sql(role);
+    PGresult *res = PQexec(conn, sql);
+    free(sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *msg = PQerrorMessage(conn);
+        log_error("postgres session setup failed: %.*s", (int)strcspn(msg, "\n"), msg);
+        PQclear(res);
+        PQfinish(conn);
+        return NULL;
+    }
+    PQclear(res);
+    return conn;
+}
+
+PGresult *pgsession_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+                         const char *const *params)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    const char *msg = PQresultErrorMessage(res);
+    if (msg == NULL || *msg == '\0')
+        msg = PQerrorMessage(conn);
+    log_error("%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+    PQclear(res);
+    return NULL;
+}

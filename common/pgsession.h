@@ -1,0 +1,47 @@
+/*
+ * common/pgsession.h: how every PostgreSQL session of every process is opened (DATA.md §1,
+ * CONFIG.md §3.6): connection parameters, the 5 s connect limit, and the session settings.
+ * The blocking connect is used by migrate, seed, the recompute workers and the supervisor;
+ * HTTP workers use the same parameters and setup SQL through their asynchronous pool.
+ */
+#ifndef ANALYTICSD_PGSESSION_H
+#define ANALYTICSD_PGSESSION_H
+
+#include <libpq-fe.h>
+
+/* Keyword/value arrays for PQconnectdbParams / PQconnectStartParams with expand_dbname = 1. */
+typedef struct pgsession_params {
+    const char *keywords[3];
+    const char *values[3];
+    char timeout[24];
+} pgsession_params;
+
+/*
+ * Fills p so that `url` (URI or keyword=value string) is honoured entirely, except that the
+ * connection attempt is bounded by 5 s or the URL's own smaller connect_timeout.
+ * p keeps a pointer to url; both must outlive the connect call.
+ */
+void pgsession_params_init(pgsession_params *p, const char *url);
+
+/*
+ * The statements a session runs before its first statement: TimeZone, DateStyle,
+ * client_encoding, application_name 'pg-analytics-service:<role>:<pid>' and, for the "http"
+ * role, statement_timeout = 30s. Returns a heap string the caller frees.
+ */
+char *pgsession_setup_sql(const char *role);
+
+/*
+ * Blocking connect plus setup SQL. Returns the connection, or NULL after logging why (the log
+ * line carries libpq's message, never the URL or password).
+ */
+PGconn *pgsession_connect(const char *url, const char *role);
+
+/*
+ * Runs one statement with text parameters and checks its status: returns the result when it
+ * is PGRES_COMMAND_OK or PGRES_TUPLES_OK (the caller PQclears it), otherwise logs
+ * "<what>: <server message>" and returns NULL.
+ */
+PGresult *pgsession_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+                         const char *const *params);
+
+#endif
