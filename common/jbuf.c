@@ -38,6 +38,7 @@ void jbuf_grow(jbuf *b, size_t extra)
         cap *= 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
+    b->data[b->len] = '\0';
 }
 
 void jbuf_printf(jbuf *b, const char *fmt, ...)
