@@ -1,0 +1,77 @@
+/*
+ * common/cachekey.c: report cache keys (see cachekey.h). Run by the HTTP workers.
+ *
+ * The SHA-256 implementation is fetched from OpenSSL once per process (an explicit fetch
+ * avoids the per-call implicit lookup of OpenSSL 3) and then used with EVP_Digest.
+ */
+#include "common/cachekey.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <openssl/evp.h>
+
+#include "common/json_out.h"
+#include "common/log.h"
+
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+void cachekey_canonical(jbuf *out, const struct cachekey_params *p)
+{
+    jbuf_puts(out, "{\"breakdown\":");
+    json_string(out, p->breakdown, p->breakdown ? p->breakdown_len : 0);
+    jbuf_puts(out, ",\"date_from\":");
+    json_date(out, p->date_from);
+    jbuf_puts(out, ",\"date_to\":");
+    json_date(out, p->date_to);
+    jbuf_puts(out, ",\"limit\":");
+    json_int(out, p->limit);
+    jbuf_puts(out, ",\"offset\":");
+    json_int(out, p->offset);
+    jbuf_puts(out, ",\"source\":");
+    json_string(out, p->source, p->source ? p->source_len : 0);
+    jbuf_puts(out, ",\"status\":");
+    json_string(out, p->status, p->status ? p->status_len : 0);
+    jbuf_puts(out, ",\"window\":");
+    json_cstr(out, p->window ? p->window : "");
+    jbuf_putc(out, '}');
+}
+
+void cachekey_sha256_hex(const void *data, size_t len, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    pthread_once(&sha256_once, sha256_fetch);
+    if (sha256_md == NULL || !EVP_Digest(data, len, md, &mdlen, sha256_md, NULL) || mdlen != 32) {
+        log_error("cachekey: OpenSSL SHA-256 is unavailable");
+        abort();
+    }
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+void cachekey_build(jbuf *out, const char *slug, int64_t version, const struct cachekey_params *p)
+{
+    jbuf canon;
+    char hash[65];
+    jbuf_init(&canon);
+    cachekey_canonical(&canon, p);
+    cachekey_sha256_hex(canon.data, canon.len, hash);
+    jbuf_free(&canon);
+    jbuf_puts(out, "report:");
+    jbuf_puts(out, slug);
+    jbuf_puts(out, ":v");
+    json_int(out, version);
+    jbuf_putc(out, ':');
+    jbuf_append(out, hash, 64);
+}

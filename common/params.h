@@ -1,0 +1,63 @@
+/*
+ * common/params.h: request input rules of API.md §2.1, §2.4, §2.5, §3 (steps 1–2) and §4.7:
+ * query-string lookup, integer and window parameters, the UUID path form and the management
+ * key candidate. Pure functions, no allocation; used by the HTTP workers. The text rules
+ * (trimming, blank, matchable, requested_by) live in textutil.h, included here.
+ */
+#ifndef ANALYTICSD_PARAMS_H
+#define ANALYTICSD_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/textutil.h"
+
+/*
+ * API.md §2.1. Looks in the raw query string qs[0..qs_len) (without the '?') for the first
+ * piece whose decoded name equals the NUL-terminated `name` (byte-exact, case-sensitive).
+ * Pieces are split on '&'; empty pieces are skipped; a piece without '=' has an empty value;
+ * '+' decodes to a space and %XX (either hex case) to a byte; a piece containing ';' or a
+ * malformed '%' escape (in its name or value) is ignored entirely. On a match, decodes the
+ * value into buf (which must hold at least qs_len bytes; no NUL is added), sets *out_len and
+ * returns 1. Returns 0 when no valid piece has that name (buf/out_len untouched).
+ */
+int query_get(const char *qs, size_t qs_len, const char *name, char *buf, size_t *out_len);
+
+typedef enum { PARAM_INT_DEFAULT, PARAM_INT_SET } param_int_status;
+
+/*
+ * API.md §2.4. When present and not blank, the untrimmed value v[0..len) must be an optional
+ * '+' or '-' followed by one or more ASCII digits and fit in int64: then *out is set and
+ * PARAM_INT_SET returned. Every other case (absent, blank, malformed, overflow) returns
+ * PARAM_INT_DEFAULT and leaves *out untouched. Range clamping is the caller's.
+ */
+param_int_status param_int(const char *v, size_t len, bool present, int64_t *out);
+
+/*
+ * API.md §2.5. Trims v (NULL = absent), folds ASCII letters to lower case; blank means "day".
+ * Sets *out to the static string "day" or "week" and returns 0; returns -1 for any other value
+ * (*out untouched).
+ */
+int param_window(const char *v, size_t len, const char **out);
+
+/*
+ * API.md §4.7 (PostgreSQL uuid_in): 32 hex digits of either case, optionally wrapped in '{'
+ * '}', where a single '-' may follow any group of four hex digits except the last. Writes the
+ * lower-case 8-4-4-4-12 form plus a NUL into out and returns 0; returns -1 otherwise (out may
+ * have been partly written).
+ */
+int uuid_parse(const char *s, size_t len, char out[37]);
+
+/*
+ * API.md §3 steps 1–2. x_key/authz are the first X-Management-Key and Authorization header
+ * values (NULL = header absent). The candidate is the trimmed X-Management-Key if not blank,
+ * else the trimmed Authorization; a leading "bearer " (ASCII case-insensitive, one space) is
+ * removed and the rest trimmed again. Sets *out and *out_len to the candidate (pointing into the
+ * chosen header value) and returns 0; returns -1 when the candidate is blank (authentication
+ * fails). The caller compares in constant time.
+ */
+int auth_candidate(const char *x_key, size_t x_len, const char *authz, size_t authz_len,
+                   const char **out, size_t *out_len);
+
+#endif
