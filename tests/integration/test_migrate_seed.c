@@ -22,6 +22,8 @@
 typedef struct fixture {
     testdb db;
     PGconn *conn;
+    char *last_out; /* stdout of the last run_ok(), freed by the next call or the teardown */
+    char *old_ids;  /* run ids before a forced reseed, freed by the teardown */
 } fixture;
 
 static int setup(void **state)
@@ -39,6 +41,8 @@ static int teardown(void **state)
     if (f->conn != NULL)
         PQfinish(f->conn);
     testdb_drop(&f->db);
+    free(f->last_out);
+    free(f->old_ids);
     free(f);
     return 0;
 }
@@ -57,25 +61,29 @@ static int run_cmd(fixture *f, const char *cmd, const char *force_env, testdb_pr
     return p->status;
 }
 
-/* Runs a command that must succeed; returns its stdout (caller frees). */
-static char *run_ok(fixture *f, const char *cmd, const char *force_env)
+/* Runs a command that must succeed; returns its stdout (owned by the fixture). */
+static const char *run_ok(fixture *f, const char *cmd, const char *force_env)
 {
     testdb_proc p;
-    assert_int_equal(run_cmd(f, cmd, force_env, &p), 0);
-    char *out = p.out;
+    int status = run_cmd(f, cmd, force_env, &p);
+    free(f->last_out);
+    f->last_out = p.out;
     p.out = NULL;
     testdb_proc_free(&p);
-    return out;
+    assert_int_equal(status, 0);
+    return f->last_out;
 }
 
 static void expect_text(PGconn *conn, const char *sql, const char *expected)
 {
     char *v = testdb_query_text(conn, sql);
-    if (v == NULL || strcmp(v, expected) != 0)
-        print_message("query: %s\n", sql);
-    assert_non_null(v);
-    assert_string_equal(v, expected);
+    if (v != NULL && strcmp(v, expected) == 0) {
+        free(v);
+        return;
+    }
+    print_message("query: %s\n  got:      %s\n  expected: %s\n", sql, v ? v : "(null)", expected);
     free(v);
+    fail_msg("unexpected query result");
 }
 
 static void expect_int(PGconn *conn, const char *sql, int64_t expected)
@@ -149,9 +157,8 @@ static void test_migrate_empty_then_noop(void **state)
 {
     fixture *f = *state;
     PGconn *c = f->conn;
-    char *out = run_ok(f, "migrate", NULL);
+    const char *out = run_ok(f, "migrate", NULL);
     assert_non_null(strstr(out, "3 script(s) applied"));
-    free(out);
 
     expect_int(c,
                "SELECT count(*) FROM unnest(ARRAY['event_sources', 'analytics_events',"
@@ -200,7 +207,6 @@ static void test_migrate_empty_then_noop(void **state)
     char *before = testdb_query_text(c, applied_sql);
     out = run_ok(f, "migrate", NULL);
     assert_non_null(strstr(out, "0 script(s) applied"));
-    free(out);
     expect_text(c, applied_sql, before);
     free(before);
 
@@ -222,7 +228,7 @@ static void test_migrate_applies_only_0003(void **state)
 {
     fixture *f = *state;
     PGconn *c = f->conn;
-    free(run_ok(f, "migrate", NULL));
+    (void)(run_ok(f, "migrate", NULL));
     /* Back to a database that carries only 0001 and 0002 (plus a version from the future). */
     testdb_exec(c, "DROP INDEX uq_recompute_runs_active_scope;"
                    " DROP INDEX idx_recompute_runs_requested_at;"
@@ -256,11 +262,10 @@ static void test_migrate_applies_only_0003(void **state)
     char *before = testdb_query_text(c, "SELECT string_agg(version || '@' || applied_at::text,"
                                         " ',' ORDER BY version) FROM schema_migrations");
 
-    char *out = run_ok(f, "migrate", NULL);
+    const char *out = run_ok(f, "migrate", NULL);
     assert_non_null(strstr(out, "applied 0003_durable_recompute.sql"));
     assert_null(strstr(out, "applied 0001"));
     assert_non_null(strstr(out, "1 script(s) applied"));
-    free(out);
 
     /* 0001/0002 and the unknown version untouched; 0003 recorded now. */
     expect_int(c, "SELECT count(*) FROM schema_migrations", 4);
@@ -469,10 +474,9 @@ static void test_seed_facts_and_skip(void **state)
 {
     fixture *f = *state;
     PGconn *c = f->conn;
-    free(run_ok(f, "migrate", NULL));
-    char *out = run_ok(f, "seed", NULL);
+    (void)(run_ok(f, "migrate", NULL));
+    const char *out = run_ok(f, "seed", NULL);
     assert_non_null(strstr(out, "seeded 25000 events"));
-    free(out);
     check_seed_facts(c);
     expect_int(c, "SELECT count(*) FROM audit_entries", 0);
 
@@ -483,7 +487,6 @@ static void test_seed_facts_and_skip(void **state)
     out = run_ok(f, "seed", NULL);
     assert_non_null(strstr(out, "skipped"));
     assert_null(strstr(out, "seeded 25000 events"));
-    free(out);
     expect_int(c, "SELECT count(*) FROM analytics_events", 25000);
     expect_int(c, "SELECT count(*) FROM recompute_runs", 6);
     expect_text(c,
@@ -531,10 +534,9 @@ static void test_seed_force_reset_direct(void **state)
     PGconn *c = f->conn;
     assert_int_equal(migrate_run(c), 0);
     assert_int_equal(seed_run(c, false), 0);
-    char *old_ids = dirty_database(c);
+    f->old_ids = dirty_database(c);
     assert_int_equal(seed_run(c, true), 0);
-    check_reset(c, old_ids);
-    free(old_ids);
+    check_reset(c, f->old_ids);
     /* The session is reusable: no advisory lock or transaction left behind. */
     expect_int(c,
                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
@@ -552,14 +554,12 @@ static void test_seed_force_reset_binary(void **state)
 {
     fixture *f = *state;
     PGconn *c = f->conn;
-    free(run_ok(f, "migrate", NULL));
-    free(run_ok(f, "seed", NULL));
-    char *old_ids = dirty_database(c);
-    char *out = run_ok(f, "seed", "SEED_FORCE_RESET=true");
+    (void)(run_ok(f, "migrate", NULL));
+    (void)(run_ok(f, "seed", NULL));
+    f->old_ids = dirty_database(c);
+    const char *out = run_ok(f, "seed", "SEED_FORCE_RESET=true");
     assert_non_null(strstr(out, "seeded 25000 events"));
-    free(out);
-    check_reset(c, old_ids);
-    free(old_ids);
+    check_reset(c, f->old_ids);
 }
 
 static void test_seed_without_schema_fails(void **state)
@@ -569,7 +569,7 @@ static void test_seed_without_schema_fails(void **state)
     assert_int_equal(run_cmd(f, "seed", NULL, &p), 1);
     testdb_proc_free(&p);
     /* Reference data missing → the events insert fails and nothing is left behind. */
-    free(run_ok(f, "migrate", NULL));
+    (void)(run_ok(f, "migrate", NULL));
     testdb_exec(f->conn, "DELETE FROM event_sources WHERE slug = 'paypal'");
     assert_int_equal(run_cmd(f, "seed", NULL, &p), 1);
     testdb_proc_free(&p);
