@@ -1,11 +1,168 @@
-/* Stub: replaced by the seed. */
+/*
+ * seed/seed.c: the deterministic demo seed of DATA.md §5 (see seed.h). Runs in the
+ * `analyticsd seed` process and in the master at startup when APP_AUTO_SEED is true.
+ *
+ * Under the session-level seed advisory lock, one transaction: optional truncate, the
+ * "events already exist" skip, the 25,000 events in one INSERT … SELECT over generate_series,
+ * then the six seed runs, each rebuilt with the shared rebuild SQL (common/rebuild.c).
+ * N is the transaction timestamp now(); every formula below is the table of §5.
+ */
 #include "seed/seed.h"
+
 #include "common/log.h"
+#include "common/pgsession.h"
+#include "common/rebuild.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+
+#define SEED_LOCK_KEY    "hashtextextended('pg-analytics-service:seed', 0)"
+#define SEED_EVENT_COUNT 25000
+
+static const char seed_truncate_sql[] =
+    "TRUNCATE metric_snapshots, recompute_runs, audit_entries, analytics_events "
+    "RESTART IDENTITY CASCADE";
+
+/*
+ * Events in g order, so a fresh (or reset) table gets id = g. H is now() truncated to the hour
+ * in UTC; the offset (g mod 90) days + (g mod 24) hours is applied as whole hours.
+ */
+static const char seed_events_sql[] =
+    "INSERT INTO analytics_events (source_id, external_ref, entity_id, status, processing_ms,"
+    " amount_cents, occurred_at, payload) "
+    "SELECT CASE g % 3 WHEN 0 THEN src.stripe WHEN 1 THEN src.adyen ELSE src.paypal END,"
+    " 'evt-' || g,"
+    " 'entity-' || (g % 240 + 1),"
+    " CASE WHEN g % 17 = 0 THEN 'failed' WHEN g % 11 = 0 THEN 'pending' ELSE 'success' END,"
+    " 80 + g % 700,"
+    " 100 + (g * 37) % 100000,"
+    " date_trunc('hour', now(), 'UTC') - ((g % 90) * 24 + g % 24) * interval '1 hour',"
+    " jsonb_build_object('batch', g / 100, 'provider_rank', g % 5, 'region',"
+    "  CASE g % 3 WHEN 0 THEN 'us-east' WHEN 1 THEN 'eu-west' ELSE 'ap-south' END) "
+    "FROM generate_series(1, 25000) AS g,"
+    " (SELECT (SELECT id FROM event_sources WHERE slug = 'stripe') AS stripe,"
+    "         (SELECT id FROM event_sources WHERE slug = 'adyen') AS adyen,"
+    "         (SELECT id FROM event_sources WHERE slug = 'paypal') AS paypal) AS src "
+    "ORDER BY g";
+
+/* date_from = UTC date of N − 90 days, date_to = UTC date of N. */
+static const char seed_dates_sql[] =
+    "SELECT to_char((now() AT TIME ZONE 'UTC') - interval '90 days', 'YYYY-MM-DD'),"
+    " to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
+
+static const char seed_run_insert_sql[] =
+    "INSERT INTO recompute_runs (id, report_slug, window_name, date_from, date_to, requested_by,"
+    " status, requested_at, started_at, attempts) "
+    "VALUES (gen_random_uuid(), $1, $2, $3::date, $4::date, 'seed', 'running', now(), now(), 1)"
+    " RETURNING id::text";
+
+static const char seed_run_complete_sql[] =
+    "UPDATE recompute_runs SET status = 'completed', finished_at = clock_timestamp(),"
+    " error_message = NULL, summary = $2::jsonb WHERE id = $1::uuid";
+
+static const char *const seed_reports[] = {"volume-by-period", "status-counts", "top-entities"};
+static const char *const seed_windows[] = {"day", "week"};
+
+/* Runs a statement and discards its result; returns 0 or -1 (logged). */
+static int seed_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+                     const char *const *params)
+{
+    PGresult *res = pgsession_exec(conn, what, sql, nparams, params);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+/* Inserts, rebuilds and completes one seed run (§5 step 6). Returns 0 or -1 (logged). */
+static int seed_one_run(PGconn *conn, const char *slug, const char *window, const char *from,
+                        const char *to)
+{
+    const char *params[4] = {slug, window, from, to};
+    PGresult *res = pgsession_exec(conn, "seed: inserting run", seed_run_insert_sql, 4, params);
+    if (res == NULL)
+        return -1;
+    char *run_id = xstrdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    rebuild_summary sum;
+    rebuild_status st = rebuild_run(conn, run_id, slug, window, from, to, &sum);
+    int rc = -1;
+    if (st == REBUILD_OK) {
+        char *json = rebuild_summary_json(&sum);
+        const char *upd[2] = {run_id, json};
+        rc = seed_exec(conn, "seed: completing run", seed_run_complete_sql, 2, upd);
+        free(json);
+    } else if (st == REBUILD_UNSUPPORTED) {
+        log_error("seed: unsupported report slug for recompute: %s", slug);
+    }
+    free(run_id);
+    return rc;
+}
+
+/* The body of the seed transaction. Sets *skipped when events already existed. */
+static int seed_body(PGconn *conn, bool force, bool *skipped)
+{
+    if (force && seed_exec(conn, "seed: truncating", seed_truncate_sql, 0, NULL) != 0)
+        return -1;
+
+    PGresult *res = pgsession_exec(conn, "seed: checking events",
+                                   "SELECT EXISTS (SELECT 1 FROM analytics_events)", 0, NULL);
+    if (res == NULL)
+        return -1;
+    *skipped = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (*skipped)
+        return 0;
+
+    res = pgsession_exec(conn, "seed: inserting events", seed_events_sql, 0, NULL);
+    if (res == NULL)
+        return -1;
+    long inserted = strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    if (inserted != SEED_EVENT_COUNT) {
+        log_error("seed: inserted %ld events instead of %d", inserted, SEED_EVENT_COUNT);
+        return -1;
+    }
+
+    res = pgsession_exec(conn, "seed: computing dates", seed_dates_sql, 0, NULL);
+    if (res == NULL)
+        return -1;
+    char *from = xstrdup(PQgetvalue(res, 0, 0));
+    char *to = xstrdup(PQgetvalue(res, 0, 1));
+    PQclear(res);
+
+    int rc = 0;
+    for (size_t r = 0; rc == 0 && r < ARRAY_LEN(seed_reports); r++)
+        for (size_t w = 0; rc == 0 && w < ARRAY_LEN(seed_windows); w++)
+            rc = seed_one_run(conn, seed_reports[r], seed_windows[w], from, to);
+    free(from);
+    free(to);
+    return rc;
+}
 
 int seed_run(PGconn *conn, bool force)
 {
-    (void)conn;
-    (void)force;
-    log_error("seed: not implemented yet");
-    return -1;
+    if (seed_exec(conn, "seed: taking the seed lock", "SELECT pg_advisory_lock(" SEED_LOCK_KEY ")",
+                  0, NULL) != 0)
+        return -1;
+    bool skipped = false;
+    int rc = seed_exec(conn, "seed: BEGIN", "BEGIN", 0, NULL);
+    if (rc == 0) {
+        rc = seed_body(conn, force, &skipped);
+        if (rc == 0)
+            rc = seed_exec(conn, "seed: COMMIT", "COMMIT", 0, NULL);
+        if (rc != 0)
+            PQclear(PQexec(conn, "ROLLBACK"));
+    }
+    PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" SEED_LOCK_KEY ")"));
+    if (rc != 0) {
+        log_error("seed: failed, nothing was changed");
+        return -1;
+    }
+    if (skipped)
+        log_info("seed: skipped, analytics_events already has rows");
+    else
+        log_info("seeded %d events", SEED_EVENT_COUNT);
+    return 0;
 }
