@@ -18,7 +18,7 @@
  * disconnect (onConnect error, read/write error, EOF); we call redisAsyncFree only when we
  * initiated it (timeout, AUTH/SELECT refusal, destroy). Inside a reply callback hiredis defers
  * that free until the callback returns. No user code runs during teardown: failures are
- * reported from a zero-delay timer.
+ * reported from a 1 ms loop timer (the next loop iteration).
  */
 #include "common/redisconn.h"
 
@@ -66,7 +66,7 @@ struct redisconn {
     int failure_pending;     /* a failure report is scheduled; no connect until it ran */
     int in_callback;         /* depth of user callbacks running (destroy must not run then) */
     h2o_timeout_t deadlines; /* REDISCONN_TIMEOUT_MS */
-    h2o_timeout_t immediate; /* 0 ms */
+    h2o_timeout_t immediate; /* 1 ms: runs the failure report */
     h2o_timeout_entry_t report;
 };
 
@@ -163,7 +163,7 @@ static void conn_teardown(redisconn *c, const char *why, int free_ac)
 {
     redisAsyncContext *ac = c->ac;
 
-    log_warn("redis %s: %s; Redis marked unavailable", c->endpoint, why);
+    log_warn("redis %s: %s; connection dropped", c->endpoint, why);
     c->ac = NULL;
     while (!h2o_linklist_is_empty(&c->inflight)) {
         redisconn_cmd *cmd = H2O_STRUCT_FROM_MEMBER(redisconn_cmd, link, c->inflight.next);
@@ -217,7 +217,9 @@ static void on_report(h2o_timeout_entry_t *entry)
 static void on_deadline(h2o_timeout_entry_t *entry)
 {
     redisconn_cmd *cmd = H2O_STRUCT_FROM_MEMBER(redisconn_cmd, deadline, entry);
-    conn_teardown(cmd->conn, "no reply within 1 s", 1);
+    redisconn *c = cmd->conn;
+    int connected = c->ac != NULL && (c->ac->c.flags & REDIS_CONNECTED) != 0;
+    conn_teardown(c, connected ? "no reply within 1 s" : "connect timed out after 1 s", 1);
 }
 
 /* ---- hiredis callbacks ----------------------------------------------------------------- */
@@ -456,7 +458,10 @@ redisconn *redisconn_create(h2o_loop_t *loop, const config_redis *ep,
     h2o_linklist_init_anchor(&c->inflight);
     h2o_linklist_init_anchor(&c->failed);
     h2o_timeout_init(loop, &c->deadlines, REDISCONN_TIMEOUT_MS);
-    h2o_timeout_init(loop, &c->immediate, 0);
+    /* 1 ms, not 0: a report scheduled while a report runs (a callback retrying against an
+     * address that fails at once) must wait for the next loop iteration instead of running
+     * in the same h2o_timeout_run pass forever. */
+    h2o_timeout_init(loop, &c->immediate, 1);
     c->report.cb = on_report;
     return c;
 }

@@ -18,7 +18,7 @@
  *     with reply->type == REDIS_REPLY_ERROR and the connection stays up.
  *
  * Callbacks are never called from inside redisconn_command*(): failures are reported from a
- * zero-delay loop timer, replies from the socket's read event.
+ * 1 ms loop timer (next loop iteration), replies from the socket's read event.
  *
  * Host names: IP literals are used as is, "localhost" means 127.0.0.1; any other name is
  * resolved once (blocking getaddrinfo) in redisconn_create. If that fails, hiredis resolves
