@@ -1,0 +1,97 @@
+/*
+ * common/redisconn.h: one non-blocking Redis connection on a libh2o 2.2.5 evloop (hiredis 0.14
+ * async API plus our own h2o adapter). Used by HTTP workers and by the master's helpers; each
+ * process, and each loop, has its own connections.
+ *
+ * Rules it enforces (DATA.md §7, CONFIG.md §3.7):
+ *   - The connection is opened lazily by the first command. AUTH (when the endpoint has a
+ *     password) and SELECT (when db != 0) are pipelined ahead of it; an error reply to either
+ *     counts as a connection failure, so a misconfigured Redis is never treated as usable.
+ *   - Every command has a deadline of REDISCONN_TIMEOUT_MS from the moment it is issued, which
+ *     also covers the connect. On expiry the connection is torn down.
+ *   - Any connection failure, timeout, or loss of an established connection (even an idle
+ *     one) tears the connection down: on_failure is called once, then every command that was in
+ *     flight or waiting for that connection gets REDISCONN_FAILED. The next command opens a new
+ *     connection. At most one connect attempt is in flight; commands issued while it is under
+ *     way (or while a failure report is pending) share its fate.
+ *   - A Redis *error reply* (e.g. WRONGTYPE) is not a failure: it is delivered as REDISCONN_OK
+ *     with reply->type == REDIS_REPLY_ERROR and the connection stays up.
+ *
+ * Callbacks are never called from inside redisconn_command*(): failures are reported from a
+ * 1 ms loop timer (next loop iteration), replies from the socket's read event.
+ *
+ * Host names: IP literals are used as is, "localhost" means 127.0.0.1; any other name is
+ * resolved once (blocking getaddrinfo) in redisconn_create. If that fails, hiredis resolves
+ * the name on every connect attempt (blocking the loop while it does).
+ *
+ * Not supported: TLS (rediss://; hiredis 0.14 has no TLS), SUBSCRIBE/MONITOR (their replies
+ * do not pair one-to-one with commands).
+ *
+ * The process must ignore SIGPIPE: hiredis writes with write(2).
+ */
+#ifndef ANALYTICSD_REDISCONN_H
+#define ANALYTICSD_REDISCONN_H
+
+#include "common/config.h"
+
+#include <stddef.h>
+
+#include <h2o/socket.h>
+#include <hiredis/hiredis.h>
+
+/* The limit on every Redis interaction (DATA.md §7). */
+#define REDISCONN_TIMEOUT_MS 1000
+
+typedef struct redisconn redisconn;
+typedef struct redisconn_cmd redisconn_cmd;
+
+typedef enum { REDISCONN_OK, REDISCONN_FAILED } redisconn_status;
+
+/*
+ * Command completion. On REDISCONN_OK, reply is the server's reply (possibly an error reply;
+ * the caller decides) and is valid only during the callback. On REDISCONN_FAILED, reply is
+ * NULL. Once the callback has started, the command handle is gone: do not cancel it.
+ */
+typedef void (*redisconn_cb)(void *data, redisconn_status st, redisReply *reply);
+
+/*
+ * Creates an idle connection object for endpoint ep on loop; nothing is connected yet. The
+ * endpoint's strings are copied. on_failure(data) (may be NULL) is called once per connection
+ * failure, timeout or loss, before the affected commands' callbacks.
+ * Returns NULL, logging the reason once per process, when ep->tls is set (unsupported).
+ */
+redisconn *redisconn_create(h2o_loop_t *loop, const config_redis *ep,
+                            void (*on_failure)(void *data), void *data);
+
+/*
+ * Queues one command given as binary-safe arguments (argvlen[i] bytes of argv[i]; the
+ * arguments are copied before returning). cb (may be NULL: reply discarded) is called exactly
+ * once, later, unless the command is cancelled or the connection destroyed first.
+ * Returns the command handle; NULL only when argc < 1 (then cb is never called).
+ */
+redisconn_cmd *redisconn_command_argv(redisconn *c, int argc, const char **argv,
+                                      const size_t *argvlen, redisconn_cb cb, void *data);
+
+/*
+ * Like redisconn_command_argv, with hiredis's printf-like format ("%s" C string, "%b" pointer
+ * plus size_t length, "%lld" and so on; each space-separated word is one argument).
+ * Returns NULL (cb never called) when the format is invalid.
+ */
+redisconn_cmd *redisconn_command(redisconn *c, redisconn_cb cb, void *data, const char *fmt, ...);
+
+/*
+ * Makes sure cmd's callback is never called. The command itself stays in flight: its reply is
+ * discarded when it arrives, and its deadline still applies (a server that never answers is
+ * still detected and reported). Safe from any callback, including for another command of the
+ * same connection. NULL is ignored. Must not be called once cmd's callback has started.
+ */
+void redisconn_cancel(redisconn_cmd *cmd);
+
+/*
+ * Closes the connection and frees everything. Pending commands are dropped without calling
+ * their callbacks and on_failure is not called. Must not be called from inside one of this
+ * connection's callbacks (command callbacks or on_failure). NULL is ignored.
+ */
+void redisconn_destroy(redisconn *c);
+
+#endif
