@@ -754,7 +754,8 @@ static pgpool_query *submit(pgpool *p, pgpool_query *q, uint64_t deadline_ms)
 {
     arm(p, &q->timer, deadline_ms, on_query_deadline);
     q->state = QS_QUEUED;
-    h2o_linklist_insert(&p->queue, &q->wait_link);
+    /* health probes go ahead of the backlog: they measure the database, not our queue */
+    h2o_linklist_insert(q->kind == QK_PING ? p->queue.next : &p->queue, &q->wait_link);
     p->queue_len++;
     pump(p);
     return q;

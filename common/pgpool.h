@@ -123,7 +123,8 @@ void pgpool_release(pgpool_conn *conn, int broken);
 
 /*
  * Health probe: runs "SELECT 1" on a pooled connection with its own deadline `timeout_ms`
- * (waiting and connecting included). cb(data, 1) on success, cb(data, 0) otherwise; on
+ * (waiting and connecting included); it waits ahead of queued queries, so a backlog does not
+ * make a healthy database look down. cb(data, 1) on success, cb(data, 0) otherwise; on
  * timeout the connection running it is closed, so a late answer is discarded. Returns a
  * handle for pgpool_cancel, or NULL (cb never called) when the queue is full.
  */

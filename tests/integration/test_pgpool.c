@@ -402,6 +402,81 @@ static void test_session_transaction(void **state)
     fixture_close(&f);
 }
 
+typedef struct {
+    int calls;
+    pgpool_conn *conn;
+    int64_t done_at;
+} acquired;
+
+static void on_acquire_store(void *data, pgpool_conn *conn)
+{
+    acquired *a = data;
+    a->calls++;
+    a->conn = conn;
+    a->done_at = now_ms();
+}
+
+static void test_session_edges(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_open(&f, db_url, 1, 10);
+
+    /* released with a statement in flight: its callback never runs, the connection is
+     * drained and handed to the next acquire */
+    acquired a1 = {0}, a2 = {0};
+    assert_non_null(pgpool_acquire(f.pool, on_acquire_store, &a1));
+    run_until(&f, &a1.calls, 1, 5000);
+    assert_non_null(a1.conn);
+    slot x = {0};
+    assert_non_null(pgpool_conn_exec(a1.conn, "SELECT pg_sleep(0.3)", 0, NULL, on_result, &x));
+    assert_null(pgpool_conn_exec(a1.conn, "SELECT 1", 0, NULL, on_result, &x)); /* one at a time */
+    int64_t t0 = now_ms();
+    pgpool_release(a1.conn, 0);
+    assert_non_null(pgpool_acquire(f.pool, on_acquire_store, &a2));
+    run_until(&f, &a2.calls, 1, 5000);
+    assert_non_null(a2.conn);
+    assert_true(a2.done_at - t0 >= 250);
+    assert_int_equal(x.calls, 0);
+
+    /* the session's backend dies: the next statement fails promptly, release cleans up */
+    slot pid = {0};
+    int n = 0;
+    pid.counter = &n;
+    assert_non_null(
+        pgpool_conn_exec(a2.conn, "SELECT pg_backend_pid()::text", 0, NULL, on_result, &pid));
+    run_until(&f, &n, 1, 5000);
+    assert_true(pid.ok);
+    terminate_backend(pid.value);
+    run_until(&f, NULL, 0, 300);
+    slot dead = {0};
+    dead.counter = &n;
+    t0 = now_ms();
+    assert_non_null(pgpool_conn_exec(a2.conn, "SELECT 1", 0, NULL, on_result, &dead));
+    run_until(&f, &n, 2, 5000);
+    assert_int_equal(dead.calls, 1);
+    assert_false(dead.ok);
+    assert_true(dead.done_at - t0 < 500);
+    pgpool_release(a2.conn, 0);
+    slot s;
+    query_sync(&f, "SELECT 'back'", &s);
+    assert_true(s.ok);
+    assert_string_equal(s.value, "back");
+
+    /* an acquire cancelled before delivery gives its connection back to the pool */
+    acquired a3 = {0};
+    pgpool_query *q = pgpool_acquire(f.pool, on_acquire_store, &a3);
+    assert_non_null(q);
+    pgpool_cancel(q);
+    run_until(&f, NULL, 0, 100);
+    assert_int_equal(a3.calls, 0);
+    t0 = now_ms();
+    query_sync(&f, "SELECT 'free'", &s);
+    assert_true(s.ok);
+    assert_true(now_ms() - t0 < 1000);
+    fixture_close(&f);
+}
+
 static void test_session_settings(void **state)
 {
     (void)state;
@@ -558,6 +633,24 @@ static void test_ping(void **state)
     run_until(&f, &nb, 1, 3000);
     assert_true(busy.ok);
 
+    /* a ping jumps the queue: behind a busy connection and a long queued query, it runs as
+     * soon as the connection frees up */
+    slot busy2 = {0}, queued = {0}, jump = {0};
+    int nq = 0, nj = 0;
+    busy2.counter = &nq;
+    queued.counter = &nq;
+    jump.counter = &nj;
+    assert_non_null(pgpool_exec(f.pool, "SELECT pg_sleep(0.3)", 0, NULL, on_result, &busy2));
+    assert_non_null(pgpool_exec(f.pool, "SELECT pg_sleep(1)", 0, NULL, on_result, &queued));
+    t0 = now_ms();
+    assert_non_null(pgpool_ping(f.pool, 1000, on_ping, &jump));
+    run_until(&f, &nj, 1, 3000);
+    assert_true(jump.ok);
+    assert_true(jump.done_at - t0 < 900);
+    assert_int_equal(queued.calls, 0);
+    run_until(&f, &nq, 2, 5000);
+    assert_true(busy2.ok && queued.ok);
+
     /* a cancelled ping never reports */
     slot gone = {0};
     pgpool_query *q = pgpool_ping(f.pool, 1000, on_ping, &gone);
@@ -656,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_cancel_queued),
         cmocka_unit_test(test_cancel_inflight),
         cmocka_unit_test(test_session_transaction),
+        cmocka_unit_test(test_session_edges),
         cmocka_unit_test(test_session_settings),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_connection_loss),
