@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/migrate.h"
 #include "common/pgsession.h"
+#include "common/proctitle.h"
 #include "seed/seed.h"
 #include "server/master.h"
 
@@ -129,6 +130,7 @@ static int run_serve(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    proctitle_init(argc, argv);
     if (argc < 2) {
         fputs(usage_main, stderr);
         return 2;

@@ -1,0 +1,44 @@
+/*
+ * common/shstate.c: the anonymous shared mapping of per-child slots and the Redis flag (see
+ * shstate.h). Created by the master; read and written by every child.
+ */
+#include "common/shstate.h"
+
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+
+shstate *shstate_global;
+
+shstate *shstate_create(void)
+{
+    void *p =
+        mmap(NULL, sizeof(shstate), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        log_error("cannot map shared state: out of memory");
+        abort();
+    }
+    shstate_global = p; /* zero-filled by the kernel: Redis starts untrusted */
+    return p;
+}
+
+bool shstate_redis_trusted(void)
+{
+    return shstate_global != NULL && atomic_load(&shstate_global->redis_trusted) == 1;
+}
+
+void shstate_redis_mark_untrusted(const char *why)
+{
+    if (shstate_global == NULL)
+        return;
+    atomic_fetch_add(&shstate_global->redis_failures, 1);
+    if (atomic_exchange(&shstate_global->redis_trusted, 0) == 1)
+        log_warn("redis marked untrusted: %s", why);
+}
+
+void shstate_redis_mark_trusted(void)
+{
+    if (shstate_global != NULL && atomic_exchange(&shstate_global->redis_trusted, 1) == 0)
+        log_info("redis trusted again: cache enabled");
+}

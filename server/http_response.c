@@ -1,0 +1,83 @@
+/*
+ * server/http_response.c: JSON envelope responses (see http_response.h). Runs in HTTP workers.
+ */
+#include "server/http_response.h"
+
+#include "common/json_out.h"
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+const char *http_error_code(int status)
+{
+    switch (status) {
+    case 400:
+        return "invalid_request";
+    case 401:
+        return "unauthorized";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 409:
+        return "conflict";
+    case 413:
+        return "payload_too_large";
+    case 503:
+        return "service_unavailable";
+    default:
+        return "internal_error";
+    }
+}
+
+void http_send_body(h2o_req_t *req, int status, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
+    h2o_send_inline(req, body, len);
+}
+
+void http_send_jbuf(h2o_req_t *req, int status, jbuf *b)
+{
+    jbuf_putc(b, '\n');
+    http_send_body(req, status, b->data, b->len);
+    jbuf_free(b);
+}
+
+void http_send_error(h2o_req_t *req, int status, const char *message)
+{
+    jbuf b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"error\":{\"code\":\"");
+    jbuf_puts(&b, http_error_code(status));
+    jbuf_puts(&b, "\",\"message\":");
+    json_string(&b, message, strlen(message));
+    jbuf_puts(&b, "}}");
+    http_send_jbuf(req, status, &b);
+}

@@ -1,0 +1,27 @@
+/*
+ * server/http_response.h: writing responses in the envelope of API.md §1.3. Runs in HTTP
+ * workers. Every body is copied into the request's pool by h2o, so callers keep ownership of
+ * what they pass in.
+ */
+#ifndef ANALYTICSD_HTTP_RESPONSE_H
+#define ANALYTICSD_HTTP_RESPONSE_H
+
+#include <h2o.h>
+
+#include "common/jbuf.h"
+
+/* Sends status + body (exactly as given) with Content-Type: application/json and a
+ * Content-Length; HEAD requests get the same headers without the body (h2o drops it). */
+void http_send_body(h2o_req_t *req, int status, const char *body, size_t len);
+
+/* Appends the final "\n" to b, sends it as the body and frees b. */
+void http_send_jbuf(h2o_req_t *req, int status, jbuf *b);
+
+/* {"error":{"code":"<code for status>","message":"<message>"}}\n; message is a catalogue
+ * literal (API.md §1.6), written through the JSON string encoder. */
+void http_send_error(h2o_req_t *req, int status, const char *message);
+
+/* The `code` member for an HTTP status (API.md §1.6); "internal_error" for unknown ones. */
+const char *http_error_code(int status);
+
+#endif

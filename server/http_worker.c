@@ -1,0 +1,372 @@
+/*
+ * server/http_worker.c: one HTTP worker process (forked by the master): libh2o 2.2.5 with its
+ * own event loop, accepting from the listening socket shared by all workers.
+ *
+ * It owns the h2o configuration and context, the worker's PostgreSQL pool and Redis
+ * connection (http_app), request routing (API.md §1.2), the 413 rewrite for bodies h2o rejects
+ * itself, the write timeout (CONFIG.md §5.2), the heartbeat and readiness flags in shared
+ * state, and the graceful drain on SIGTERM: stop accepting, finish in-flight requests, exit 0
+ * (or 1 if the grace period runs out first).
+ */
+#include "server/http_worker.h"
+
+#include "common/log.h"
+#include "common/shstate.h"
+#include "common/util.h"
+#include "server/exitcodes.h"
+#include "server/http_app.h"
+#include "server/http_response.h"
+#include "server/router.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HTTP_BODY_LIMIT     65536
+#define HTTP_TICK_MS        500
+#define HTTP_PG_CONNECTIONS 4
+#define HTTP_PG_QUEUE       1024
+
+/* One accepted connection, so a request can find its socket (h2o 2.2.5 keeps the HTTP/1
+ * connection struct private): matched through the peer address. */
+typedef struct http_conn {
+    h2o_socket_t *sock;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    struct http_conn *prev, *next;
+} http_conn;
+
+typedef struct http_worker {
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_socket_t *signals;
+    h2o_timeout_t tick_timeout;
+    h2o_timeout_entry_t tick_entry;
+    h2o_timeout_t write_timeout;
+    size_t connections;
+    http_conn *conns;
+    int draining;
+    int64_t drain_deadline_ns;
+    int slot;
+    http_app app;
+} http_worker;
+
+static http_worker *worker;
+
+/* h2o's own reason phrase for the 413 it generates; ours is "Payload Too Large". */
+#define H2O_413_REASON "Request Entity Too Large"
+
+/* ---- per-request write timeout ----------------------------------------------------------- */
+
+typedef struct write_deadline {
+    h2o_timeout_entry_t entry;
+    h2o_req_t *req;
+} write_deadline;
+
+static void on_write_deadline(h2o_timeout_entry_t *entry)
+{
+    write_deadline *d = CONTAINER_OF(entry, write_deadline, entry);
+    struct sockaddr_storage peer;
+    socklen_t len = d->req->conn->callbacks->get_peername(d->req->conn, (struct sockaddr *)&peer);
+    log_warn("HTTP_WRITE_TIMEOUT expired; closing the connection");
+    /* The peer sees the connection closed; h2o notices at its next I/O and frees the request,
+     * which cancels pending work through each handler's dispose hook. */
+    for (http_conn *c = worker->conns; c != NULL && len != 0; c = c->next) {
+        if (c->peer_len == len && memcmp(&c->peer, &peer, len) == 0) {
+            shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+            break;
+        }
+    }
+}
+
+static void on_write_deadline_dispose(void *p)
+{
+    write_deadline *d = p;
+    if (h2o_timeout_is_linked(&d->entry))
+        h2o_timeout_unlink(&d->entry);
+}
+
+static void arm_write_deadline(h2o_req_t *req)
+{
+    write_deadline *d = h2o_mem_alloc_shared(&req->pool, sizeof(*d), on_write_deadline_dispose);
+    memset(d, 0, sizeof(*d));
+    d->req = req;
+    d->entry.cb = on_write_deadline;
+    h2o_timeout_link(worker->ctx.loop, &worker->write_timeout, &d->entry);
+}
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+static size_t path_length(h2o_req_t *req)
+{
+    return req->query_at == SIZE_MAX ? req->path.len : req->query_at;
+}
+
+static void send_method_not_allowed(h2o_req_t *req, const char *allow)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+    http_send_error(req, 405, "method not allowed");
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    route_match m;
+    router_status rs =
+        router_match(req->method.base, req->method.len, req->path.base, path_length(req), &m);
+    if (rs == ROUTER_NOT_FOUND) {
+        http_send_error(req, 404, "route was not found");
+        return 0;
+    }
+    if (rs == ROUTER_METHOD_NOT_ALLOWED) {
+        send_method_not_allowed(req, m.allow);
+        return 0;
+    }
+    if (req->entity.base != NULL && req->entity.len > HTTP_BODY_LIMIT) {
+        http_send_error(req, 413, "request body too large");
+        return 0;
+    }
+    arm_write_deadline(req);
+    switch (m.route) {
+    case ROUTE_HEALTH:
+        health_handle(&worker->app, req, &m);
+        break;
+    default:
+        /* Routes whose handlers are not built yet answer with the generic 500. */
+        http_send_error(req, 500, "internal error");
+        break;
+    }
+    return 0;
+}
+
+/*
+ * h2o rejects a declared or chunked body above max_request_entity_size itself, before any
+ * handler runs, with a text/plain 413. This filter (on every path, including the fallback)
+ * rewrites such a response into the contract's answer: 404/405 first if the path or method
+ * would have failed anyway (API.md §1.2 precedence), else the JSON 413.
+ */
+typedef struct json_error_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} json_error_ostream;
+
+static void json_error_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+                               size_t bufcnt, h2o_send_state_t state)
+{
+    (void)bufs;
+    (void)bufcnt;
+    json_error_ostream *o = (json_error_ostream *)self;
+    if (h2o_send_state_is_in_progress(state)) {
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+        return;
+    }
+    h2o_ostream_send_next(self, req, &o->body, 1, state);
+}
+
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    if (req->res.status == 413 && req->res.reason != NULL &&
+        strcmp(req->res.reason, H2O_413_REASON) == 0) {
+        route_match m;
+        router_status rs =
+            router_match(req->method.base, req->method.len, req->path.base, path_length(req), &m);
+        int status = rs == ROUTER_NOT_FOUND ? 404 : rs == ROUTER_METHOD_NOT_ALLOWED ? 405 : 413;
+        const char *message = status == 404   ? "route was not found"
+                              : status == 405 ? "method not allowed"
+                                              : "request body too large";
+        char body[160];
+        int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
+                         http_error_code(status), message);
+        json_error_ostream *o = (json_error_ostream *)h2o_add_ostream(req, sizeof(*o), slot);
+        o->super.do_send = json_error_do_send;
+        o->body = h2o_strdup(&req->pool, body, (size_t)n);
+        req->res.status = status;
+        req->res.reason = status == 404   ? "Not Found"
+                          : status == 405 ? "Method Not Allowed"
+                                          : "Payload Too Large";
+        req->res.content_length = (size_t)n;
+        memset(&req->res.headers, 0, sizeof(req->res.headers));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/json"));
+        if (status == 405)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, m.allow,
+                           strlen(m.allow));
+        slot = &o->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- connections, signals, heartbeat ----------------------------------------------------- */
+
+static void maybe_exit(void)
+{
+    if (worker->draining && worker->connections == 0) {
+        log_info("drained; exiting");
+        fflush(NULL);
+        _exit(EXIT_CHILD_STOPPED);
+    }
+}
+
+static void on_connection_close(void *data)
+{
+    http_conn *c = data;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        worker->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    free(c);
+    worker->connections--;
+    maybe_exit();
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 16; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            return;
+        http_conn *c = xcalloc(1, sizeof(*c));
+        c->sock = sock;
+        c->peer_len = sizeof(c->peer);
+        if (getpeername(h2o_socket_get_fd(sock), (struct sockaddr *)&c->peer, &c->peer_len) != 0)
+            c->peer_len = 0;
+        c->next = worker->conns;
+        if (c->next != NULL)
+            c->next->prev = c;
+        worker->conns = c;
+        worker->connections++;
+        sock->on_close.cb = on_connection_close;
+        sock->on_close.data = c;
+        h2o_accept(&worker->accept_ctx, sock);
+    }
+}
+
+static void begin_drain(void)
+{
+    if (worker->draining)
+        return;
+    worker->draining = 1;
+    worker->drain_deadline_ns = clock_monotonic_ns() + worker->app.cfg->http_shutdown_timeout_ns;
+    atomic_store(&shstate_global->slots[worker->slot].ready, 0);
+    if (worker->listener != NULL) {
+        h2o_socket_read_stop(worker->listener);
+        h2o_socket_close(worker->listener); /* closes our copy of the shared descriptor */
+        worker->listener = NULL;
+    }
+    h2o_context_request_shutdown(&worker->ctx);
+    log_info("draining %zu connection(s)", worker->connections);
+    maybe_exit();
+}
+
+static void on_signal(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    struct signalfd_siginfo si;
+    int fd = h2o_socket_get_fd(sock);
+    while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+            begin_drain();
+    }
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    (void)entry;
+    int64_t now = clock_monotonic_ns();
+    atomic_store(&shstate_global->slots[worker->slot].heartbeat_ns, now);
+    if (worker->draining && now >= worker->drain_deadline_ns) {
+        log_warn("shutdown grace period over with %zu connection(s) open", worker->connections);
+        fflush(NULL);
+        _exit(EXIT_CHILD_CRASHED);
+    }
+    h2o_timeout_link(worker->ctx.loop, &worker->tick_timeout, &worker->tick_entry);
+}
+
+/* ---- setup ------------------------------------------------------------------------------- */
+
+/* Any Redis connection failure, timeout or loss makes Redis untrusted for every process. */
+static void on_redis_failure(void *data)
+{
+    (void)data;
+    shstate_redis_mark_untrusted("http worker lost its redis connection");
+}
+
+static uint64_t ns_to_ms_ceil(int64_t ns)
+{
+    return (uint64_t)((ns + 999999) / 1000000);
+}
+
+static void setup_h2o(const config *cfg)
+{
+    h2o_config_init(&worker->globalconf);
+    worker->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("analyticsd"));
+    /* One byte above the contract's limit: h2o's chunked check is ">=", so this lets bodies of
+     * exactly the limit through to on_req; larger ones h2o rejects itself (the filter then
+     * rewrites its 413) or on_req does. */
+    worker->globalconf.max_request_entity_size = HTTP_BODY_LIMIT + 1;
+    worker->globalconf.http1.req_timeout = ns_to_ms_ceil(cfg->http_read_timeout_ns);
+    worker->globalconf.http1.upgrade_to_http2 = 0;
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&worker->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *paths[2] = {h2o_config_register_path(host, "/", 0), &host->fallback_path};
+    for (int i = 0; i < 2; i++) {
+        h2o_handler_t *handler = h2o_create_handler(paths[i], sizeof(*handler));
+        handler->on_req = on_req;
+        h2o_filter_t *filter = h2o_create_filter(paths[i], sizeof(*filter));
+        filter->on_setup_ostream = on_setup_ostream;
+    }
+}
+
+int http_worker_main(const config *cfg, int listen_fd, int slot)
+{
+    worker = xcalloc(1, sizeof(*worker));
+    worker->slot = slot;
+    setup_h2o(cfg);
+    h2o_context_init(&worker->ctx, h2o_evloop_create(), &worker->globalconf);
+    worker->accept_ctx.ctx = &worker->ctx;
+    worker->accept_ctx.hosts = worker->globalconf.hosts;
+
+    worker->app.cfg = cfg;
+    worker->app.loop = worker->ctx.loop;
+    worker->app.pg = pgpool_create(worker->ctx.loop, cfg->database_url, "http", HTTP_PG_CONNECTIONS,
+                                   HTTP_PG_QUEUE);
+    worker->app.redis = redisconn_create(worker->ctx.loop, &cfg->redis, on_redis_failure, NULL);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        log_error("signalfd: %s", strerror(errno));
+        return EXIT_CHILD_CRASHED;
+    }
+    worker->signals = h2o_evloop_socket_create(worker->ctx.loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(worker->signals, on_signal);
+
+    h2o_timeout_init(worker->ctx.loop, &worker->tick_timeout, HTTP_TICK_MS);
+    h2o_timeout_init(worker->ctx.loop, &worker->write_timeout,
+                     ns_to_ms_ceil(cfg->http_write_timeout_ns));
+    worker->tick_entry.cb = on_tick;
+    h2o_timeout_link(worker->ctx.loop, &worker->tick_timeout, &worker->tick_entry);
+
+    worker->listener =
+        h2o_evloop_socket_create(worker->ctx.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(worker->listener, on_accept);
+    atomic_store(&shstate_global->slots[slot].heartbeat_ns, clock_monotonic_ns());
+    atomic_store(&shstate_global->slots[slot].ready, 1);
+
+    /* h2o_evloop_run returns -1 on EINTR; the loop only ends through _exit above. */
+    for (;;)
+        h2o_evloop_run(worker->ctx.loop, INT32_MAX);
+}

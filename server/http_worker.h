@@ -1,0 +1,16 @@
+/*
+ * server/http_worker.h: entry point of an HTTP worker process (see http_worker.c).
+ */
+#ifndef ANALYTICSD_HTTP_WORKER_H
+#define ANALYTICSD_HTTP_WORKER_H
+
+#include "common/config.h"
+
+/*
+ * Runs in the forked child: serves HTTP on listen_fd until SIGTERM/SIGINT, then drains and
+ * exits. `slot` is the child's index in shared state. Never returns normally; returns an exit
+ * status (server/exitcodes.h) only when setup fails.
+ */
+int http_worker_main(const config *cfg, int listen_fd, int slot);
+
+#endif

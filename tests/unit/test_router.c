@@ -1,0 +1,90 @@
+/*
+ * tests/unit/test_router.c: routing table of API.md §1.2 (exact, case-sensitive, raw path).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "server/router.h"
+
+static router_status route(const char *method, const char *path, route_match *m)
+{
+    return router_match(method, strlen(method), path, strlen(path), m);
+}
+
+static void test_known_routes(void **state)
+{
+    (void)state;
+    route_match m;
+    assert_int_equal(route("GET", "/api/v1/health", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_HEALTH);
+    assert_int_equal(route("GET", "/api/v1/reports", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_REPORTS);
+    assert_int_equal(route("GET", "/api/v1/reports/top-entities", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_REPORT);
+    assert_int_equal(m.param_len, strlen("top-entities"));
+    assert_memory_equal(m.param, "top-entities", m.param_len);
+    assert_int_equal(route("HEAD", "/api/v1/reports/x/run", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_REPORT_RUN);
+    assert_true(m.is_head);
+    assert_int_equal(route("POST", "/api/v1/recomputations", &m), ROUTER_OK);
+    assert_true(m.is_management);
+    assert_int_equal(route("GET", "/api/v1/recomputations/abc", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_RECOMPUTATION);
+    assert_int_equal(route("GET", "/api/v1/audit-entries", &m), ROUTER_OK);
+    assert_true(m.is_management);
+    assert_int_equal(route("GET", "/api/v1/reports/volume%2Dby%2Dperiod", &m), ROUTER_OK);
+    assert_int_equal(m.param_len, strlen("volume%2Dby%2Dperiod"));
+}
+
+static void test_not_found(void **state)
+{
+    (void)state;
+    route_match m;
+    const char *paths[] = {"/",
+                           "/api/v1",
+                           "/api/v1/",
+                           "/api/v1/reports/",
+                           "//api/v1/health",
+                           "/api/v1/reports//run",
+                           "/api/v1/reports/x/run/",
+                           "/api/v1/reports/x/y",
+                           "/API/v1/health",
+                           "/api/v1/health/",
+                           "/api/v1/recomputations/",
+                           "/api/v1/recomputations/a/b",
+                           "/api/v1/healthz",
+                           "*",
+                           ""};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        assert_int_equal(route("GET", paths[i], &m), ROUTER_NOT_FOUND);
+    assert_int_equal(route("DELETE", "/nope", &m), ROUTER_NOT_FOUND);
+}
+
+static void test_method_not_allowed(void **state)
+{
+    (void)state;
+    route_match m;
+    assert_int_equal(route("DELETE", "/api/v1/audit-entries", &m), ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(m.allow, "GET, HEAD");
+    assert_int_equal(route("PUT", "/api/v1/recomputations", &m), ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(m.allow, "GET, HEAD, POST");
+    assert_int_equal(route("POST", "/api/v1/health", &m), ROUTER_METHOD_NOT_ALLOWED);
+    assert_int_equal(route("OPTIONS", "/api/v1/reports", &m), ROUTER_METHOD_NOT_ALLOWED);
+    assert_int_equal(route("get", "/api/v1/reports", &m), ROUTER_METHOD_NOT_ALLOWED);
+    assert_int_equal(route("POST", "/api/v1/recomputations/x", &m), ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(m.allow, "GET, HEAD");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_routes),
+        cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_method_not_allowed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
