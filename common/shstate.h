@@ -28,6 +28,7 @@ typedef struct shstate {
     _Atomic int32_t redis_trusted;   /* 0 = untrusted (the start state), 1 = trusted */
     _Atomic int32_t startup_done;    /* supervisor: first recovery bump and orphan scan done */
     _Atomic uint64_t redis_failures; /* how often any process marked Redis untrusted */
+    _Atomic uint64_t worker_exits;   /* recompute worker exits seen by the master (orphan scans) */
     shstate_slot slots[SHSTATE_MAX_SLOTS];
 } shstate;
 

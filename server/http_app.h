@@ -11,16 +11,34 @@
 #include "common/config.h"
 #include "common/pgpool.h"
 #include "common/redisconn.h"
+#include "common/ring.h"
 #include "server/router.h"
+
+struct catalogue;
 
 typedef struct http_app {
     const config *cfg;
     h2o_loop_t *loop;
     pgpool *pg;
-    redisconn *redis;
+    redisconn *redis;            /* NULL when Redis can never be used (rediss:// unsupported) */
+    ring_t *ring;                /* job ring: the trigger's fast path offers new run ids here */
+    struct catalogue *catalogue; /* report catalogue held in memory (server/catalogue.h) */
 } http_app;
 
-/* Handlers: each answers the request now or later (from a callback); never both, never none. */
+/*
+ * Handlers, one file per API resource under server/handlers/. Each is called after routing,
+ * the 413 check and (for management routes) authentication, and answers the request exactly
+ * once, now or later from a callback. Pending work lives in memory allocated with
+ * h2o_mem_alloc_shared(&req->pool, ..., dispose) whose dispose hook cancels it if the client
+ * goes away first.
+ */
 void health_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void reports_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void report_get_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void recompute_trigger_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void recompute_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void recompute_get_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void audit_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
 
 #endif

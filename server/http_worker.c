@@ -14,7 +14,9 @@
 #include "common/shstate.h"
 #include "common/util.h"
 #include "server/exitcodes.h"
+#include "server/catalogue.h"
 #include "server/http_app.h"
+#include "server/http_auth.h"
 #include "server/http_response.h"
 #include "server/router.h"
 
@@ -131,14 +133,39 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         http_send_error(req, 413, "request body too large");
         return 0;
     }
+    if (m.is_management && !http_auth_ok(req, worker->app.cfg)) {
+        http_send_error(req, 401, "management authentication failed");
+        return 0;
+    }
     arm_write_deadline(req);
+    http_app *app = &worker->app;
     switch (m.route) {
     case ROUTE_HEALTH:
-        health_handle(&worker->app, req, &m);
+        health_handle(app, req, &m);
+        break;
+    case ROUTE_REPORTS:
+        reports_list_handle(app, req, &m);
+        break;
+    case ROUTE_REPORT:
+        report_get_handle(app, req, &m);
+        break;
+    case ROUTE_REPORT_RUN:
+        report_run_handle(app, req, &m);
+        break;
+    case ROUTE_RECOMPUTATIONS:
+        if (req->method.len == 4 && memcmp(req->method.base, "POST", 4) == 0)
+            recompute_trigger_handle(app, req, &m);
+        else
+            recompute_list_handle(app, req, &m);
+        break;
+    case ROUTE_RECOMPUTATION:
+        recompute_get_handle(app, req, &m);
+        break;
+    case ROUTE_AUDIT_ENTRIES:
+        audit_list_handle(app, req, &m);
         break;
     default:
-        /* Routes whose handlers are not built yet answer with the generic 500. */
-        http_send_error(req, 500, "internal error");
+        http_send_error(req, 404, "route was not found");
         break;
     }
     return 0;
@@ -327,7 +354,7 @@ static void setup_h2o(const config *cfg)
     }
 }
 
-int http_worker_main(const config *cfg, int listen_fd, int slot)
+int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot)
 {
     worker = xcalloc(1, sizeof(*worker));
     worker->slot = slot;
@@ -341,6 +368,8 @@ int http_worker_main(const config *cfg, int listen_fd, int slot)
     worker->app.pg = pgpool_create(worker->ctx.loop, cfg->database_url, "http", HTTP_PG_CONNECTIONS,
                                    HTTP_PG_QUEUE);
     worker->app.redis = redisconn_create(worker->ctx.loop, &cfg->redis, on_redis_failure, NULL);
+    worker->app.ring = ring;
+    worker->app.catalogue = catalogue_create(&worker->app);
 
     sigset_t set;
     sigemptyset(&set);

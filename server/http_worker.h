@@ -5,12 +5,13 @@
 #define ANALYTICSD_HTTP_WORKER_H
 
 #include "common/config.h"
+#include "common/ring.h"
 
 /*
  * Runs in the forked child: serves HTTP on listen_fd until SIGTERM/SIGINT, then drains and
- * exits. `slot` is the child's index in shared state. Never returns normally; returns an exit
- * status (server/exitcodes.h) only when setup fails.
+ * exits. `slot` is the child's index in shared state; `ring` is the job ring (producer side). Never
+ * returns normally; returns an exit status (server/exitcodes.h) only when setup fails.
  */
-int http_worker_main(const config *cfg, int listen_fd, int slot);
+int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot);
 
 #endif

@@ -158,7 +158,7 @@ static void spawn(master *m, int slot_no)
         child_after_fork(m, s, slot_no);
         int rc;
         if (s->role == ROLE_HTTP)
-            rc = http_worker_main(m->cfg, m->listen_fd, slot_no);
+            rc = http_worker_main(m->cfg, m->ring, m->listen_fd, slot_no);
         else if (s->role == ROLE_RECOMPUTE)
             rc = recompute_worker_main(m->cfg, m->ring, (uint32_t)(slot_no - SLOT_RECOMPUTE_FIRST),
                                        slot_no);
@@ -238,8 +238,10 @@ static void on_child_exit(master *m, int slot_no, int status)
     s->pid = 0;
     atomic_store(&m->shared->slots[slot_no].pid, 0);
     atomic_store(&m->shared->slots[slot_no].ready, 0);
-    if (s->role == ROLE_RECOMPUTE)
+    if (s->role == ROLE_RECOMPUTE) {
         ring_worker_reincarnate(m->ring, (uint32_t)(slot_no - SLOT_RECOMPUTE_FIRST));
+        atomic_fetch_add(&m->shared->worker_exits, 1); /* the supervisor scans for orphans */
+    }
 
     if (WIFSIGNALED(status))
         log_warn("%s %d (pid %d) killed by signal %d%s", role_name(s->role), s->index, (int)pid,

@@ -71,6 +71,18 @@ class ScratchDatabase:
         psql(self.admin, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name, check=False)
 
 
+# Each test file gets its own Redis database number, so files can run side by side and a
+# FLUSHDB in one never touches another. Add new files here.
+REDIS_DBS = {"test_lifecycle": 1, "test_reports": 2, "test_report_cache": 3,
+             "test_recompute_api": 4, "test_recompute_pipeline": 5, "test_hostile_http": 6,
+             "test_chaos": 7, "test_outages": 8}
+
+
+def default_redis_db():
+    name = os.path.basename(sys.argv[0]).split(".")[0]
+    return REDIS_DBS.get(name, 10 + sum(name.encode()) % 6)
+
+
 def redis_db_url(db):
     u = urllib.parse.urlsplit(REDIS_URL)
     return "%s://%s/%d" % (u.scheme, u.netloc, db)
@@ -88,7 +100,7 @@ class Service:
 
     def __init__(self, db, redis_db=None, **env):
         self.port = free_port()
-        self.redis_url = redis_db_url(redis_db if redis_db is not None else random.randint(1, 15))
+        self.redis_url = redis_db_url(redis_db if redis_db is not None else default_redis_db())
         self.env = dict(os.environ, DATABASE_URL=db.conninfo, REDIS_URL=self.redis_url,
                         APP_HOST="127.0.0.1", APP_PORT=str(self.port),
                         MANAGEMENT_API_KEY="test-key", HTTP_WORKERS="2", RECOMPUTE_WORKERS="1",
