@@ -16,6 +16,8 @@
  */
 #include "common/config.h"
 
+#include "common/textutil.h"
+
 #include "common/log.h"
 #include "common/util.h"
 
@@ -176,17 +178,6 @@ int config_parse_duration(const char *s, int64_t *out_ns)
 
 /* ---- REDIS_URL (CONFIG.md §3.7) ------------------------------------------------------------ */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes n bytes at p into a new string; NULL on a bad escape or an encoded NUL. */
 static char *percent_decode(const char *p, size_t n)
 {
@@ -197,11 +188,13 @@ static char *percent_decode(const char *p, size_t n)
             out[o++] = p[i];
             continue;
         }
-        if (n - i < 3 || hex_value(p[i + 1]) < 0 || hex_value(p[i + 2]) < 0) {
+        if (n - i < 3 || text_hex_value((unsigned char)p[i + 1]) < 0 ||
+            text_hex_value((unsigned char)p[i + 2]) < 0) {
             free(out);
             return NULL;
         }
-        char c = (char)(hex_value(p[i + 1]) * 16 + hex_value(p[i + 2]));
+        char c = (char)(text_hex_value((unsigned char)p[i + 1]) * 16 +
+                        text_hex_value((unsigned char)p[i + 2]));
         if (c == '\0') {
             free(out);
             return NULL;

@@ -5,17 +5,6 @@
 
 #include <string.h>
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* True when p[0..n) has no ';' and every '%' is followed by two hex digits. */
 static bool piece_valid(const char *p, size_t n)
 {
@@ -23,8 +12,8 @@ static bool piece_valid(const char *p, size_t n)
         if (p[i] == ';')
             return false;
         if (p[i] == '%') {
-            if (n - i < 3 || hexval((unsigned char)p[i + 1]) < 0 ||
-                hexval((unsigned char)p[i + 2]) < 0)
+            if (n - i < 3 || text_hex_value((unsigned char)p[i + 1]) < 0 ||
+                text_hex_value((unsigned char)p[i + 2]) < 0)
                 return false;
             i += 2;
         }
@@ -40,8 +29,8 @@ static size_t decode(const char *p, size_t n, char *out)
         if (p[i] == '+') {
             out[o++] = ' ';
         } else if (p[i] == '%') {
-            out[o++] =
-                (char)(hexval((unsigned char)p[i + 1]) * 16 + hexval((unsigned char)p[i + 2]));
+            out[o++] = (char)(text_hex_value((unsigned char)p[i + 1]) * 16 +
+                              text_hex_value((unsigned char)p[i + 2]));
             i += 2;
         } else {
             out[o++] = p[i];
@@ -59,7 +48,8 @@ static bool decoded_equals(const char *p, size_t n, const char *name, size_t nam
         if (p[i] == '+') {
             c = ' ';
         } else if (p[i] == '%') {
-            c = (char)(hexval((unsigned char)p[i + 1]) * 16 + hexval((unsigned char)p[i + 2]));
+            c = (char)(text_hex_value((unsigned char)p[i + 1]) * 16 +
+                       text_hex_value((unsigned char)p[i + 2]));
             i += 2;
         } else {
             c = p[i];
@@ -165,7 +155,7 @@ int uuid_parse(const char *s, size_t len, char out[37])
     for (int byte = 0; byte < 16; byte++) {
         if (end - i < 2)
             return -1;
-        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        int hi = text_hex_value((unsigned char)s[i]), lo = text_hex_value((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         i += 2;

@@ -145,3 +145,14 @@ bool text_requested_by_valid(const char *s, size_t len)
     }
     return count >= 1;
 }
+
+int text_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -45,4 +45,7 @@ bool text_is_matchable(const char *s, size_t len);
  */
 bool text_requested_by_valid(const char *s, size_t len);
 
+/* Value of one hexadecimal digit (either case), or -1 for any other byte. */
+int text_hex_value(unsigned char c);
+
 #endif
