@@ -131,6 +131,9 @@ static int run_serve(int argc, char **argv)
 int main(int argc, char **argv)
 {
     proctitle_init(argc, argv);
+    /* Under systemd, stdout is the journal: let it timestamp lines and read our priorities. */
+    if (getenv("JOURNAL_STREAM") != NULL)
+        log_set_journal_prefix(1);
     if (argc < 2) {
         fputs(usage_main, stderr);
         return 2;
