@@ -576,16 +576,10 @@ static void wait_for_supervisor(master *m)
     }
 }
 
-int master_run(config *cfg, const char *config_path)
+/* Startup and the supervision loop; returns the exit status. master_run cleans up after it. */
+static int master_serve(master *m)
 {
-    master *m = xcalloc(1, sizeof(*m));
-    m->cfg = cfg;
-    m->cfg_original = cfg;
-    m->config_path = config_path;
-    m->pid = getpid();
-    m->listen_fd = -1;
-    m->state = MASTER_STARTING;
-    proctitle_set("analyticsd: master");
+    config *cfg = m->cfg;
 
     log_info("starting analyticsd %s (APP_ENV=%s)", ANALYTICSD_VERSION, cfg->app_env);
     if (cfg->management_key_is_default)
@@ -638,8 +632,31 @@ int master_run(config *cfg, const char *config_path)
         }
     }
     int rc = (m->stop_unclean || m->fatal) ? 1 : 0;
-    ring_destroy(m->ring);
     log_info("stopped (exit status %d)", rc);
+    return rc;
+}
+
+int master_run(config *cfg, const char *config_path)
+{
+    master *m = xcalloc(1, sizeof(*m));
+    m->cfg = cfg;
+    m->cfg_original = cfg;
+    m->config_path = config_path;
+    m->pid = getpid();
+    m->listen_fd = -1;
+    m->signal_fd = -1;
+    m->timer_fd = -1;
+    m->state = MASTER_STARTING;
+    proctitle_set("analyticsd: master");
+    int rc = master_serve(m);
+    if (m->ring != NULL)
+        ring_destroy(m->ring);
+    if (m->listen_fd >= 0)
+        close(m->listen_fd);
+    if (m->signal_fd >= 0)
+        close(m->signal_fd);
+    if (m->timer_fd >= 0)
+        close(m->timer_fd);
     if (m->cfg != m->cfg_original) {
         config_free(m->cfg);
         free(m->cfg);
