@@ -348,20 +348,20 @@ static void on_tx_result(void *data, PGresult *res)
         }
         tx_exec(t, TX_COUNT, PENDING_COUNT_SQL, 0, NULL);
         return;
-    case TX_COUNT:
-        if (PQntuples(res) != 1 ||
-            strtoll(PQgetvalue(res, 0, 0), NULL, 10) > t->app->cfg->recompute_max_pending) {
-            if (PQntuples(res) != 1)
-                tx_abort(t, 500, "failed to create recompute run");
-            else
-                tx_abort(t, 503, "recompute queue is full");
+    case TX_COUNT: {
+        if (PQntuples(res) != 1) {
+            tx_abort(t, 500, "failed to create recompute run");
             return;
         }
-        {
-            const char *params[6] = {t->requested_by, t->id, t->from, t->to, t->slug, t->window};
-            tx_exec(t, TX_AUDIT, AUDIT_INSERT_SQL, 6, params);
+        /* The count includes the new run: above the cap means the backlog was full. */
+        if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) > t->app->cfg->recompute_max_pending) {
+            tx_abort(t, 503, "recompute queue is full");
+            return;
         }
+        const char *params[6] = {t->requested_by, t->id, t->from, t->to, t->slug, t->window};
+        tx_exec(t, TX_AUDIT, AUDIT_INSERT_SQL, 6, params);
         return;
+    }
     case TX_AUDIT:
         tx_exec(t, TX_COMMIT, "COMMIT", 0, NULL);
         return;
