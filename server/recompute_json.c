@@ -1,0 +1,227 @@
+/*
+ * server/recompute_json.c: RecomputeRun and AuditEntry JSON from PostgreSQL rows, sorted-key
+ * re-serialisation of jsonb text, pagination meta and the list limit/offset rule (see
+ * recompute_json.h). Runs in the HTTP workers.
+ */
+#include "server/recompute_json.h"
+
+#include "common/dates.h"
+#include "common/json_out.h"
+#include "common/log.h"
+#include "common/params.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small column readers --------------------------------------------------------------- */
+
+static int col_text(const PGresult *res, int row, int col, const char **s, size_t *len)
+{
+    if (PQgetisnull(res, row, col))
+        return -1;
+    *s = PQgetvalue(res, row, col);
+    *len = (size_t)PQgetlength(res, row, col);
+    return 0;
+}
+
+static int col_int(const PGresult *res, int row, int col, int64_t *out)
+{
+    const char *s;
+    size_t len;
+    if (col_text(res, row, col, &s, &len) != 0 || len == 0)
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end != s + len)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int put_string_col(jbuf *b, const char *key, const PGresult *res, int row, int col)
+{
+    const char *s;
+    size_t len;
+    if (col_text(res, row, col, &s, &len) != 0)
+        return -1;
+    json_key(b, key);
+    json_string(b, s, len);
+    return 0;
+}
+
+static int put_date_col(jbuf *b, const char *key, const PGresult *res, int row, int col)
+{
+    const char *s;
+    size_t len;
+    int32_t days;
+    if (col_text(res, row, col, &s, &len) != 0 || date_parse(s, len, &days) != 0)
+        return -1;
+    json_key(b, key);
+    json_date(b, days);
+    return 0;
+}
+
+/* Writes ,"key":<timestamp>; a NULL column is omitted when optional, an error otherwise. */
+static int put_timestamp_col(jbuf *b, const char *key, const PGresult *res, int row, int col,
+                             int optional)
+{
+    if (PQgetisnull(res, row, col))
+        return optional ? 0 : -1;
+    int64_t sec;
+    int32_t nanos;
+    if (pgtime_parse(PQgetvalue(res, row, col), &sec, &nanos) != 0)
+        return -1;
+    jbuf_putc(b, ',');
+    json_key(b, key);
+    json_timestamp(b, sec, nanos);
+    return 0;
+}
+
+void recompute_json_put_string(jbuf *b, const char *s, size_t len)
+{
+    json_string(b, s, len);
+}
+
+static int put_sorted_col(jbuf *b, const char *key, const PGresult *res, int row, int col)
+{
+    const char *s;
+    size_t len;
+    if (col_text(res, row, col, &s, &len) != 0)
+        return -1;
+    json_key(b, key);
+    return recompute_json_sorted(b, s, len);
+}
+
+/* ---- objects ---------------------------------------------------------------------------- */
+
+int recompute_json_run(jbuf *b, const PGresult *res, int row, int col)
+{
+    int64_t attempts;
+    const char *err;
+    size_t err_len;
+    jbuf_putc(b, '{');
+    if (put_string_col(b, "id", res, row, col) != 0)
+        goto bad;
+    jbuf_putc(b, ',');
+    if (put_string_col(b, "report_slug", res, row, col + 1) != 0)
+        goto bad;
+    jbuf_putc(b, ',');
+    if (put_string_col(b, "window", res, row, col + 2) != 0)
+        goto bad;
+    jbuf_putc(b, ',');
+    if (put_date_col(b, "date_from", res, row, col + 3) != 0)
+        goto bad;
+    jbuf_putc(b, ',');
+    if (put_date_col(b, "date_to", res, row, col + 4) != 0)
+        goto bad;
+    jbuf_putc(b, ',');
+    if (put_string_col(b, "requested_by", res, row, col + 5) != 0)
+        goto bad;
+    jbuf_putc(b, ',');
+    if (put_string_col(b, "status", res, row, col + 6) != 0)
+        goto bad;
+    if (col_int(res, row, col + 7, &attempts) != 0)
+        goto bad;
+    jbuf_putc(b, ',');
+    json_key(b, "attempts");
+    json_int(b, attempts);
+    if (put_timestamp_col(b, "requested_at", res, row, col + 8, 0) != 0 ||
+        put_timestamp_col(b, "started_at", res, row, col + 9, 1) != 0 ||
+        put_timestamp_col(b, "finished_at", res, row, col + 10, 1) != 0)
+        goto bad;
+    if (col_text(res, row, col + 11, &err, &err_len) == 0 && err_len > 0) {
+        jbuf_putc(b, ',');
+        json_key(b, "error_message");
+        json_string(b, err, err_len);
+    }
+    jbuf_putc(b, ',');
+    if (put_sorted_col(b, "summary", res, row, col + 12) != 0)
+        goto bad;
+    jbuf_putc(b, '}');
+    return 0;
+bad:
+    log_error("recompute run row %d cannot be rendered", row);
+    return -1;
+}
+
+int recompute_json_audit(jbuf *b, const PGresult *res, int row, int col)
+{
+    int64_t id;
+    const char *rid;
+    size_t rid_len;
+    if (col_int(res, row, col, &id) != 0)
+        goto bad;
+    jbuf_putc(b, '{');
+    json_key(b, "id");
+    json_int(b, id);
+    jbuf_putc(b, ',');
+    if (put_string_col(b, "actor", res, row, col + 1) != 0)
+        goto bad;
+    jbuf_putc(b, ',');
+    if (put_string_col(b, "action", res, row, col + 2) != 0)
+        goto bad;
+    jbuf_putc(b, ',');
+    if (put_string_col(b, "resource_type", res, row, col + 3) != 0)
+        goto bad;
+    if (col_text(res, row, col + 4, &rid, &rid_len) == 0 && rid_len > 0) {
+        jbuf_putc(b, ',');
+        json_key(b, "resource_id");
+        json_string(b, rid, rid_len);
+    }
+    jbuf_putc(b, ',');
+    if (put_sorted_col(b, "metadata", res, row, col + 5) != 0)
+        goto bad;
+    if (put_timestamp_col(b, "created_at", res, row, col + 6, 0) != 0)
+        goto bad;
+    jbuf_putc(b, '}');
+    return 0;
+bad:
+    log_error("audit entry row %d cannot be rendered", row);
+    return -1;
+}
+
+void recompute_json_pagination(jbuf *b, int64_t limit, int64_t offset, int64_t total)
+{
+    jbuf_puts(b, "\"meta\":{\"pagination\":{\"limit\":");
+    json_int(b, limit);
+    jbuf_puts(b, ",\"offset\":");
+    json_int(b, offset);
+    jbuf_puts(b, ",\"total\":");
+    json_int(b, total);
+    jbuf_puts(b, "}}");
+}
+
+void recompute_page_params(const char *qs, size_t qs_len, char *scratch, int64_t *limit,
+                           int64_t *offset)
+{
+    size_t len = 0;
+    int64_t v;
+    *limit = 20;
+    *offset = 0;
+    if (qs_len > 0 && query_get(qs, qs_len, "limit", scratch, &len) &&
+        param_int(scratch, len, true, &v) == PARAM_INT_SET)
+        *limit = v < 1 ? 20 : v > 100 ? 100 : v;
+    if (qs_len > 0 && query_get(qs, qs_len, "offset", scratch, &len) &&
+        param_int(scratch, len, true, &v) == PARAM_INT_SET)
+        *offset = v < 0 ? 0 : v;
+}
+
+int recompute_list_filter(const char *qs, size_t qs_len, const char *name, char *buf,
+                          const char **out)
+{
+    size_t len, start, tlen;
+    *out = NULL;
+    if (qs_len == 0 || !query_get(qs, qs_len, name, buf, &len))
+        return 0;
+    text_trim(buf, len, &start, &tlen);
+    if (tlen == 0)
+        return 0;
+    if (!text_is_matchable(buf + start, tlen))
+        return -1;
+    buf[start + tlen] = '\0';
+    *out = buf + start;
+    return 0;
+}

@@ -1,0 +1,81 @@
+/*
+ * server/recompute_json.h: the RecomputeRun (API.md §5.3) and AuditEntry (§5.4) JSON objects,
+ * written from PostgreSQL result rows in text format, plus the pagination meta (§5.5) and the
+ * limit/offset rule of the list endpoints (§4.6, §4.8). Used by the HTTP workers' management
+ * handlers (server/handlers/recomputations.c, audit_entries.c).
+ *
+ * The SQL of those handlers selects the columns listed by RECOMPUTE_JSON_RUN_COLUMNS or
+ * RECOMPUTE_JSON_AUDIT_COLUMNS (in that order, from tables aliased `r` and `a`); the writers
+ * read them by position starting at a given column. The session must be UTC (DATA.md §1):
+ * timestamptz text is converted with pgtime_parse and written with json_timestamp.
+ */
+#ifndef ANALYTICSD_RECOMPUTE_JSON_H
+#define ANALYTICSD_RECOMPUTE_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "common/jbuf.h"
+
+#define RECOMPUTE_JSON_RUN_COLUMNS                                                                 \
+    "r.id::text, r.report_slug, r.window_name, r.date_from::text, r.date_to::text, "               \
+    "r.requested_by, r.status, r.attempts, r.requested_at, r.started_at, r.finished_at, "          \
+    "r.error_message, r.summary::text"
+#define RECOMPUTE_JSON_RUN_NCOLS 13
+
+#define RECOMPUTE_JSON_AUDIT_COLUMNS                                                               \
+    "a.id, a.actor, a.action, a.resource_type, a.resource_id, a.metadata::text, a.created_at"
+#define RECOMPUTE_JSON_AUDIT_NCOLS 7
+
+/*
+ * Appends the RecomputeRun of row `row`, columns col..col+12 of res (RECOMPUTE_JSON_RUN_COLUMNS):
+ * members in §5.3 order; started_at/finished_at omitted when NULL; error_message omitted when
+ * NULL or empty; summary with its keys in byte order. Returns 0, or -1 (logged) when a value
+ * cannot be rendered (a NULL in a NOT NULL column, unparseable timestamp, integer or summary);
+ * then b holds a partial object the caller must discard.
+ */
+int recompute_json_run(jbuf *b, const PGresult *res, int row, int col);
+
+/*
+ * Appends the AuditEntry of row `row`, columns col..col+6 of res (RECOMPUTE_JSON_AUDIT_COLUMNS):
+ * members in §5.4 order; resource_id omitted when NULL or empty; metadata with keys in byte
+ * order. Returns 0 or -1 like recompute_json_run.
+ */
+int recompute_json_audit(jbuf *b, const PGresult *res, int row, int col);
+
+/*
+ * Re-serialises the JSON text s[0..len) (e.g. jsonb output, whose object keys are ordered by
+ * length first) compactly, with object keys in ascending byte order at every level and strings
+ * written by json_string (API.md §1.4). Returns 0, or -1 when s is not JSON (b then holds
+ * partial output).
+ */
+int recompute_json_sorted(jbuf *b, const char *s, size_t len);
+
+/* json_string of common/json_out.h (API.md §1.4), callable from files that include jansson.h. */
+void recompute_json_put_string(jbuf *b, const char *s, size_t len);
+
+/* Appends "\"meta\":{\"pagination\":{\"limit\":L,\"offset\":O,\"total\":T}}". */
+void recompute_json_pagination(jbuf *b, int64_t limit, int64_t offset, int64_t total);
+
+/*
+ * The limit/offset rule of the list endpoints: integer rule 2.4 on the query parameters
+ * `limit` and `offset` of the raw query string qs[0..qs_len) (qs may be NULL when qs_len is 0),
+ * then a limit below 1 becomes 20, above 100 becomes 100; a negative offset becomes 0.
+ * scratch must hold qs_len bytes.
+ */
+void recompute_page_params(const char *qs, size_t qs_len, char *scratch, int64_t *limit,
+                           int64_t *offset);
+
+/*
+ * A text filter of the list endpoints (`status`, `report_slug`, `action`, `actor`): the query
+ * parameter `name`, trimmed (API.md §2.2). buf must hold qs_len + 1 bytes. Returns 0 with *out
+ * NULL when absent or blank, or pointing at the trimmed, NUL-terminated value inside buf.
+ * Returns -1 when the value cannot match anything (API.md §2.3: invalid UTF-8 or U+0000): the
+ * caller answers an empty list without querying.
+ */
+int recompute_list_filter(const char *qs, size_t qs_len, const char *name, char *buf,
+                          const char **out);
+
+#endif
