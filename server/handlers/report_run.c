@@ -31,8 +31,9 @@
 #include "server/report_cache.h"
 #include "server/report_query.h"
 
-#define RUN_DEFAULT_LIMIT 50
-#define RUN_MAX_LIMIT     100
+#define RUN_DEFAULT_LIMIT   50
+#define RUN_MAX_LIMIT       100
+#define RUN_FAILURE_PING_MS 500
 
 typedef struct text {
     const char *p; /* NULL when absent */
@@ -133,12 +134,26 @@ static void send_fresh(run_state *s, report_shape shape, const PGresult *res, in
     http_send_jbuf(s->req, 200, &b);
 }
 
+/*
+ * After a failed snapshot query: API.md §7.2 answers 500 `internal error` while PostgreSQL is
+ * unreachable, §4.4 the report's own message when the query itself failed. pgpool does not say
+ * which, so a ping decides (it fails at once while the pool is backing off from a dead server).
+ */
+static void on_failure_ping(void *data, int ok)
+{
+    run_state *s = data;
+    s->pg = NULL;
+    http_send_error(s->req, 500, ok ? report_query_failure_message(s->kind) : "internal error");
+}
+
 static void on_snapshot(void *data, PGresult *res)
 {
     run_state *s = data;
     s->pg = NULL;
     if (res == NULL) {
-        http_send_error(s->req, 500, report_query_failure_message(s->kind));
+        s->pg = pgpool_ping(s->app->pg, RUN_FAILURE_PING_MS, on_failure_ping, s);
+        if (s->pg == NULL)
+            http_send_error(s->req, 500, "internal error");
         return;
     }
     int64_t exec_ms = (clock_monotonic_ns() - s->query_started_ns) / 1000000;
