@@ -23,28 +23,35 @@
 #define BUCKET_DATE "(bucket_start AT TIME ZONE 'UTC')::date::text"
 #define PAGE        " LIMIT $6::bigint OFFSET $7::bigint"
 
+/* clang-format off */
 static const char *const shape_sql[] = {
     [REPORT_SHAPE_VOLUME_BY_SOURCE] =
-        "SELECT " BUCKET_DATE ", sum(metric_value)::bigint, dimension_value" SNAPSHOT_WHERE(
-            "source") " GROUP BY bucket_start, dimension_value"
-                      " ORDER BY bucket_start, dimension_value COLLATE \"C\"" PAGE,
+        "SELECT " BUCKET_DATE ", sum(metric_value)::bigint, dimension_value"
+        SNAPSHOT_WHERE("source")
+        " GROUP BY bucket_start, dimension_value"
+        " ORDER BY bucket_start, dimension_value COLLATE \"C\"" PAGE,
     [REPORT_SHAPE_VOLUME_BY_PERIOD] =
-        "SELECT " BUCKET_DATE
-        ", sum(metric_value)::bigint" SNAPSHOT_WHERE("source") " GROUP BY bucket_start"
-                                                               " ORDER BY bucket_start" PAGE,
+        "SELECT " BUCKET_DATE ", sum(metric_value)::bigint"
+        SNAPSHOT_WHERE("source")
+        " GROUP BY bucket_start"
+        " ORDER BY bucket_start" PAGE,
     [REPORT_SHAPE_STATUS_BY_PERIOD] =
-        "SELECT " BUCKET_DATE ", sum(metric_value)::bigint, dimension_value" SNAPSHOT_WHERE(
-            "status") " GROUP BY bucket_start, dimension_value"
-                      " ORDER BY bucket_start, dimension_value COLLATE \"C\"" PAGE,
+        "SELECT " BUCKET_DATE ", sum(metric_value)::bigint, dimension_value"
+        SNAPSHOT_WHERE("status")
+        " GROUP BY bucket_start, dimension_value"
+        " ORDER BY bucket_start, dimension_value COLLATE \"C\"" PAGE,
     [REPORT_SHAPE_STATUS_TOTALS] =
-        "SELECT sum(metric_value)::bigint, dimension_value" SNAPSHOT_WHERE(
-            "status") " GROUP BY dimension_value"
-                      " ORDER BY 1 DESC, dimension_value COLLATE \"C\"" PAGE,
+        "SELECT sum(metric_value)::bigint, dimension_value"
+        SNAPSHOT_WHERE("status")
+        " GROUP BY dimension_value"
+        " ORDER BY 1 DESC, dimension_value COLLATE \"C\"" PAGE,
     [REPORT_SHAPE_TOP_ENTITIES] =
-        "SELECT dimension_value, sum(metric_value)::bigint" SNAPSHOT_WHERE(
-            "entity_id") " GROUP BY dimension_value"
-                         " ORDER BY 2 DESC, dimension_value COLLATE \"C\"" PAGE,
+        "SELECT dimension_value, sum(metric_value)::bigint"
+        SNAPSHOT_WHERE("entity_id")
+        " GROUP BY dimension_value"
+        " ORDER BY 2 DESC, dimension_value COLLATE \"C\"" PAGE,
 };
+/* clang-format on */
 
 /* Member names per shape, in column (= output) order; NULL-terminated. */
 static const char *const shape_members[][4] = {

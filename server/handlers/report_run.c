@@ -204,14 +204,6 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
             cache_lookup(s->app->redis, s->slug, s->slug_len, s->hash, 1, on_cache_lookup, s);
         return;
     }
-    if (cs == CACHE_REPLY_HIT || cs == CACHE_REPLY_MISS) {
-        jbuf k;
-        jbuf_init(&k);
-        cache_key(&k, s->slug, s->slug_len, version, s->hash);
-        s->key = h2o_strdup(&s->req->pool, k.data, k.len).base;
-        s->key_len = k.len;
-        jbuf_free(&k);
-    }
     if (cs == CACHE_REPLY_HIT) {
         char from[11], to[11];
         date_format(s->date_from, from);
@@ -225,6 +217,15 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
             return;
         }
         log_warn("report cache: unusable entry for %s; recomputing", s->slug);
+    }
+    if (cs == CACHE_REPLY_HIT || cs == CACHE_REPLY_MISS) {
+        /* The key of this lookup's version: the write after the miss reads no version again. */
+        jbuf k;
+        jbuf_init(&k);
+        cache_key(&k, s->slug, s->slug_len, version, s->hash);
+        s->key = h2o_strdup(&s->req->pool, k.data, k.len).base;
+        s->key_len = k.len;
+        jbuf_free(&k);
     }
     run_miss(s);
 }
