@@ -10,7 +10,6 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-
 /*
  * KEYS[1] = report:version:{slug}; ARGV[1] = "report:{slug}:v"; ARGV[2] = ":{hash}".
  * Returns {version or false, entry or false}. The entry is read only for a version in the
@@ -145,14 +144,14 @@ void cache_key(jbuf *b, const char *slug, size_t slug_len, int64_t version, cons
     jbuf_append(b, hash, 64);
 }
 
-void cache_store(redisconn *r, const char *key, size_t key_len, const char *value, size_t len,
-                 int32_t ttl_seconds)
+redisconn_cmd *cache_store(redisconn *r, const char *key, size_t key_len, const char *value,
+                           size_t len, int32_t ttl_seconds, redisconn_cb cb, void *data)
 {
     char ttl[16];
     int n = snprintf(ttl, sizeof(ttl), "%d", (int)ttl_seconds);
     const char *argv[] = {"SET", key, value, "EX", ttl};
     const size_t argvlen[] = {3, key_len, len, 2, (size_t)n};
-    redisconn_command_argv(r, 5, argv, argvlen, NULL, NULL);
+    return redisconn_command_argv(r, 5, argv, argvlen, cb, data);
 }
 
 /* ---- hit ------------------------------------------------------------------------------- */

@@ -46,9 +46,13 @@ cache_reply_status cache_lookup_reply(redisconn_status st, const redisReply *rep
 /* Appends "report:{slug}:v{version}:{hash}". */
 void cache_key(jbuf *b, const char *slug, size_t slug_len, int64_t version, const char *hash);
 
-/* SET key value EX ttl; the reply is discarded (a failure only affects the trusted flag). */
-void cache_store(redisconn *r, const char *key, size_t key_len, const char *value, size_t len,
-                 int32_t ttl_seconds);
+/*
+ * SET key value EX ttl. cb (may be NULL) gets the reply like any redisconn command; the miss
+ * path waits for it before answering, so a client that reads again at once (on any worker)
+ * finds the entry. Returns the command handle (never NULL).
+ */
+redisconn_cmd *cache_store(redisconn *r, const char *key, size_t key_len, const char *value,
+                           size_t len, int32_t ttl_seconds, redisconn_cb cb, void *data);
 
 /* What a stored entry must match to be served for this request. */
 typedef struct cache_expect {

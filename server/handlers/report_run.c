@@ -60,6 +60,7 @@ typedef struct run_state {
     size_t key_len;
     int used_eval;
     int64_t query_started_ns;
+    jbuf pending; /* a computed response waiting for its cache write to be acknowledged */
 } run_state;
 
 static void run_dispose(void *p)
@@ -69,6 +70,7 @@ static void run_dispose(void *p)
         pgpool_cancel(s->pg);
     if (s->redis != NULL)
         redisconn_cancel(s->redis);
+    jbuf_free(&s->pending);
 }
 
 static text param(run_state *s, const char *name)
@@ -95,7 +97,20 @@ static int text_is(text t, const char *lit)
 
 /* ---- the result -------------------------------------------------------------------------- */
 
-/* Writes the response for a freshly computed result, stores it when a key was resolved. */
+/* The cache write is acknowledged (or failed, which only affects the trusted flag): answer. */
+static void on_stored(void *data, redisconn_status st, redisReply *reply)
+{
+    (void)st;
+    (void)reply;
+    run_state *s = data;
+    s->redis = NULL;
+    jbuf b = s->pending;
+    jbuf_init(&s->pending);
+    http_send_jbuf(s->req, 200, &b);
+}
+
+/* Writes the response for a freshly computed result; when a key was resolved, stores the data
+ * object first and answers once Redis has acknowledged it. */
 static void send_fresh(run_state *s, report_shape shape, const PGresult *res, int64_t exec_ms)
 {
     int64_t now = clock_realtime_ns();
@@ -127,10 +142,14 @@ static void send_fresh(run_state *s, report_shape shape, const PGresult *res, in
     jbuf_puts(&b, ",\"execution_ms\":");
     json_int(&b, exec_ms);
     jbuf_puts(&b, ",\"source_system\":\"postgres\"}");
-    if (s->key != NULL && s->app->redis != NULL && shstate_redis_trusted())
-        cache_store(s->app->redis, s->key, s->key_len, b.data + data_start, b.len - data_start,
-                    s->ttl);
+    size_t data_end = b.len;
     jbuf_puts(&b, ",\"meta\":{\"cache_hit\":false}}");
+    if (s->key != NULL && s->app->redis != NULL && shstate_redis_trusted()) {
+        s->pending = b;
+        s->redis = cache_store(s->app->redis, s->key, s->key_len, b.data + data_start,
+                               data_end - data_start, s->ttl, on_stored, s);
+        return;
+    }
     http_send_jbuf(s->req, 200, &b);
 }
 
