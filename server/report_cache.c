@@ -10,6 +10,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "common/util.h"
+
 /*
  * KEYS[1] = report:version:{slug}; ARGV[1] = "report:{slug}:v"; ARGV[2] = ":{hash}".
  * Returns {version or false, entry or false}. The entry is read only for a version in the
@@ -230,5 +232,58 @@ int cache_hit_body(jbuf *out, const char *stored, size_t len, const cache_expect
     jbuf_puts(out, ",\"cache_hit\":true");
     jbuf_append(out, stored + counts_start, counts_end - counts_start);
     jbuf_puts(out, ",\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true}}\n");
+    return 0;
+}
+
+/* ---- memo of validated entries ------------------------------------------------------------ */
+
+typedef struct memo_slot {
+    char hash[64];
+    int64_t version;
+    char *slug;
+    size_t slug_len;
+    char *value;
+    size_t value_len;
+    jbuf body;
+} memo_slot;
+
+static memo_slot memo[CACHE_MEMO_SLOTS];
+
+static size_t memo_index(const char *hash, int64_t version)
+{
+    uint64_t h = (uint64_t)version * 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 8; i++)
+        h = (h << 4) ^ (uint64_t)(unsigned char)hash[i];
+    return (size_t)(h % CACHE_MEMO_SLOTS);
+}
+
+int cache_hit_response(const char *hash, int64_t version, const char *stored, size_t len,
+                       const cache_expect *expect, const char **body, size_t *body_len)
+{
+    memo_slot *m = &memo[memo_index(hash, version)];
+    if (m->value != NULL && m->version == version && memcmp(m->hash, hash, 64) == 0 &&
+        m->slug_len == expect->slug_len && memcmp(m->slug, expect->slug, m->slug_len) == 0 &&
+        m->value_len == len && memcmp(m->value, stored, len) == 0) {
+        *body = m->body.data;
+        *body_len = m->body.len;
+        return 0;
+    }
+    free(m->slug);
+    free(m->value);
+    m->slug = m->value = NULL;
+    jbuf_reset(&m->body);
+    if (cache_hit_body(&m->body, stored, len, expect) != 0)
+        return -1;
+    *body = m->body.data;
+    *body_len = m->body.len;
+    if (len <= CACHE_MEMO_MAX_VALUE) {
+        memcpy(m->hash, hash, 64);
+        m->version = version;
+        m->slug = xstrndup(expect->slug, expect->slug_len);
+        m->slug_len = expect->slug_len;
+        m->value = xmalloc(len + 1);
+        memcpy(m->value, stored, len);
+        m->value_len = len;
+    }
     return 0;
 }

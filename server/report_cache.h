@@ -74,4 +74,17 @@ typedef struct cache_expect {
  */
 int cache_hit_body(jbuf *out, const char *stored, size_t len, const cache_expect *expect);
 
+/*
+ * The hit path used by the handler: like cache_hit_body, but remembers the last validated
+ * entries of this process (CACHE_MEMO_SLOTS, values up to CACHE_MEMO_MAX_VALUE bytes) under
+ * (slug, version, hash). When the same key returns byte-identical stored text again, the
+ * remembered response is reused without parsing (the check is a memcmp); any other text is
+ * validated afresh. On 0, *body and *body_len are the full response body, valid until the next
+ * call; on -1 the entry is unusable (a miss).
+ */
+#define CACHE_MEMO_SLOTS     64
+#define CACHE_MEMO_MAX_VALUE (256 * 1024)
+int cache_hit_response(const char *hash, int64_t version, const char *stored, size_t len,
+                       const cache_expect *expect, const char **body, size_t *body_len);
+
 #endif

@@ -9,7 +9,11 @@
  *
  * The hit path touches neither PostgreSQL nor the catalogue's database: parameters are decoded
  * into the request's pool, the canonical JSON is hashed, one EVALSHA answers, the stored entry
- * is checked and sent with its two members rewritten.
+ * is checked (jansson, or a memcmp against the worker's memo of entries already checked) and
+ * sent with its two members rewritten.
+ *
+ * On a miss the response is sent once Redis has acknowledged the cache write (or failed), so a
+ * client that reads again at once, on any worker, finds the entry.
  *
  * Pending work (a query, a Redis command) lives in the request's pool; the dispose hook cancels
  * it when the client goes away first, and every callback forgets its handle before anything
@@ -228,11 +232,10 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
         date_format(s->date_from, from);
         date_format(s->date_to, to);
         cache_expect x = {s->slug, s->slug_len, s->window, from, to};
-        jbuf b;
-        jbuf_init(&b);
-        if (cache_hit_body(&b, value, len, &x) == 0) {
-            http_send_body(s->req, 200, b.data, b.len);
-            jbuf_free(&b);
+        const char *body;
+        size_t body_len;
+        if (cache_hit_response(s->hash, version, value, len, &x, &body, &body_len) == 0) {
+            http_send_body(s->req, 200, body, body_len);
             return;
         }
         log_warn("report cache: unusable entry for %s; recomputing", s->slug);

@@ -93,6 +93,38 @@ static void test_unusable_entries_are_rejected(void **state)
     expect_rejected(STORED, &other);
 }
 
+static void test_memo_reuses_only_identical_entries(void **state)
+{
+    (void)state;
+    const char *hash = "16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c";
+    const char *body1, *body2;
+    size_t len1, len2;
+    assert_int_equal(cache_hit_response(hash, 3, STORED, strlen(STORED), &expect, &body1, &len1),
+                     0);
+    char first[1024];
+    memcpy(first, body1, len1);
+    assert_int_equal(cache_hit_response(hash, 3, STORED, strlen(STORED), &expect, &body2, &len2),
+                     0);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(first, body2, len2);
+    assert_non_null(strstr(body2, "\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true}}\n"));
+    /* Same key, different bytes: validated afresh (and rejected). */
+    char buf[1024];
+    replace(buf, STORED, "\"row_count\":2", "\"row_count\":9");
+    assert_int_equal(cache_hit_response(hash, 3, buf, strlen(buf), &expect, &body2, &len2), -1);
+    /* Then the good bytes are accepted again. */
+    assert_int_equal(cache_hit_response(hash, 3, STORED, strlen(STORED), &expect, &body2, &len2),
+                     0);
+    /* Another request (its own hash: the hash covers window and dates) is validated afresh. */
+    cache_expect other = expect;
+    other.window = "week";
+    const char *hash2 = "46f5c454adb35ac485bb3e1afec64e7c4c6916d1b9ad1f1cf4d819bfef437a76";
+    assert_int_equal(cache_hit_response(hash2, 3, STORED, strlen(STORED), &other, &body2, &len2),
+                     -1);
+    assert_int_equal(cache_hit_response(hash, 4, STORED, strlen(STORED), &expect, &body2, &len2),
+                     0);
+}
+
 static void test_lookup_reply_decoding(void **state)
 {
     (void)state;
@@ -195,6 +227,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_rewrites_two_members),
         cmocka_unit_test(test_unusable_entries_are_rejected),
+        cmocka_unit_test(test_memo_reuses_only_identical_entries),
         cmocka_unit_test(test_lookup_reply_decoding),
         cmocka_unit_test(test_cache_key_text),
         cmocka_unit_test(test_kinds_and_shapes),
