@@ -1,10 +1,217 @@
-/* STUB: replaced by the report API work. */
+/*
+ * server/catalogue.c: the in-memory report catalogue of an HTTP worker and the ReportDefinition
+ * JSON writer (see catalogue.h). Runs in HTTP workers, on the worker's event loop.
+ *
+ * The loaded copy is an array of (slug, cache_ttl_seconds) sorted by slug in byte order, looked
+ * up by binary search. A reload builds a new array and swaps it in; nothing outside this file
+ * keeps pointers into it (callers copy the TTL), so the old array is freed at once.
+ */
 #include "server/catalogue.h"
 
-#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* jansson and json_out.h both declare json_string and json_null; only json_out's are used
+ * here, so jansson's declarations are renamed out of the way. */
+#define json_string jansson_json_string_unused
+#define json_null   jansson_json_null_unused
+#include <jansson.h>
+#undef json_string
+#undef json_null
+
+#include "common/json_out.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "server/http_app.h"
+
+#define CATALOGUE_LOAD_SQL                                                                         \
+    "SELECT slug, cache_ttl_seconds FROM report_definitions WHERE is_public"                       \
+    " ORDER BY slug COLLATE \"C\""
+
+typedef struct catalogue_entry {
+    char *slug;
+    size_t slug_len;
+    int32_t cache_ttl_seconds;
+} catalogue_entry;
+
+struct catalogue {
+    http_app *app;
+    h2o_timeout_t reload_timeout; /* CATALOGUE_RELOAD_MS */
+    h2o_timeout_t retry_timeout;  /* CATALOGUE_RETRY_MS */
+    h2o_timeout_entry_t timer;
+    pgpool_query *loading;
+    int loaded;
+    int failing; /* the last reload failed (logged once per change) */
+    catalogue_entry *entries;
+    size_t count;
+};
+
+static void catalogue_free_entries(catalogue_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].slug);
+    free(e);
+}
+
+static void catalogue_schedule(catalogue *c)
+{
+    h2o_timeout_link(c->app->loop, c->loaded ? &c->reload_timeout : &c->retry_timeout, &c->timer);
+}
+
+static void on_loaded(void *data, PGresult *res)
+{
+    catalogue *c = data;
+    c->loading = NULL;
+    if (res == NULL) {
+        if (!c->failing)
+            log_warn("catalogue: reload failed; %s",
+                     c->loaded ? "keeping the last good copy" : "not loaded yet");
+        c->failing = 1;
+        catalogue_schedule(c);
+        return;
+    }
+    size_t n = (size_t)PQntuples(res);
+    catalogue_entry *e = xcalloc(n + 1, sizeof(*e));
+    for (size_t i = 0; i < n; i++) {
+        e[i].slug_len = (size_t)PQgetlength(res, (int)i, 0);
+        e[i].slug = xstrndup(PQgetvalue(res, (int)i, 0), e[i].slug_len);
+        e[i].cache_ttl_seconds = (int32_t)strtol(PQgetvalue(res, (int)i, 1), NULL, 10);
+    }
+    catalogue_free_entries(c->entries, c->count);
+    c->entries = e;
+    c->count = n;
+    if (c->failing || !c->loaded)
+        log_info("catalogue: loaded %zu public report(s)", n);
+    c->loaded = 1;
+    c->failing = 0;
+    catalogue_schedule(c);
+}
+
+static void catalogue_reload(catalogue *c)
+{
+    if (c->loading != NULL)
+        return;
+    c->loading = pgpool_exec(c->app->pg, CATALOGUE_LOAD_SQL, 0, NULL, on_loaded, c);
+    if (c->loading == NULL) /* the pool's queue is full: try again later */
+        catalogue_schedule(c);
+}
+
+static void on_timer(h2o_timeout_entry_t *entry)
+{
+    catalogue *c = CONTAINER_OF(entry, catalogue, timer);
+    catalogue_reload(c);
+}
 
 catalogue *catalogue_create(struct http_app *app)
 {
-    (void)app;
-    return NULL;
+    catalogue *c = xcalloc(1, sizeof(*c));
+    c->app = app;
+    h2o_timeout_init(app->loop, &c->reload_timeout, CATALOGUE_RELOAD_MS);
+    h2o_timeout_init(app->loop, &c->retry_timeout, CATALOGUE_RETRY_MS);
+    c->timer.cb = on_timer;
+    catalogue_reload(c);
+    return c;
+}
+
+static int slug_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int r = memcmp(a, b, alen < blen ? alen : blen);
+    if (r != 0)
+        return r;
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t len,
+                                  int32_t *cache_ttl_seconds)
+{
+    if (c == NULL || !c->loaded)
+        return CATALOGUE_NOT_LOADED;
+    size_t lo = 0, hi = c->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = slug_cmp(c->entries[mid].slug, c->entries[mid].slug_len, slug, len);
+        if (r == 0) {
+            *cache_ttl_seconds = c->entries[mid].cache_ttl_seconds;
+            return CATALOGUE_FOUND;
+        }
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return CATALOGUE_NOT_FOUND;
+}
+
+/* ---- ReportDefinition JSON --------------------------------------------------------------- */
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int catalogue_filters_json(jbuf *b, const char *text, size_t len)
+{
+    json_error_t err;
+    json_t *obj = json_loadb(text, len, 0, &err);
+    if (obj == NULL || !json_is_object(obj)) {
+        json_decref(obj);
+        return -1;
+    }
+    size_t n = json_object_size(obj), i = 0;
+    const char **keys = xcalloc(n + 1, sizeof(*keys));
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value) keys[i++] = key;
+    qsort(keys, n, sizeof(*keys), key_cmp);
+    jbuf_putc(b, '{');
+    for (i = 0; i < n; i++) {
+        if (i > 0)
+            jbuf_putc(b, ',');
+        json_cstr(b, keys[i]);
+        jbuf_putc(b, ':');
+        value = json_object_get(obj, keys[i]);
+        if (json_is_string(value)) {
+            json_string(b, json_string_value(value), json_string_length(value));
+        } else {
+            char *dump = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+            jbuf_puts(b, dump != NULL ? dump : "null");
+            free(dump);
+        }
+    }
+    jbuf_putc(b, '}');
+    free(keys);
+    json_decref(obj);
+    return 0;
+}
+
+static void put_text(jbuf *b, const PGresult *res, int row, int col)
+{
+    json_string(b, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+}
+
+int catalogue_definition_json(jbuf *b, const PGresult *res, int row, int col)
+{
+    jbuf_puts(b, "{\"slug\":");
+    put_text(b, res, row, col);
+    jbuf_puts(b, ",\"name\":");
+    put_text(b, res, row, col + 1);
+    jbuf_puts(b, ",\"description\":");
+    put_text(b, res, row, col + 2);
+    jbuf_puts(b, ",\"cache_ttl_seconds\":");
+    jbuf_append(b, PQgetvalue(res, row, col + 3), (size_t)PQgetlength(res, row, col + 3));
+    jbuf_puts(b, ",\"default_window\":");
+    put_text(b, res, row, col + 4);
+    int day = PQgetvalue(res, row, col + 5)[0] == 't';
+    int week = PQgetvalue(res, row, col + 6)[0] == 't';
+    jbuf_puts(b, ",\"allowed_windows\":[");
+    if (day)
+        jbuf_puts(b, "\"day\"");
+    if (week)
+        jbuf_puts(b, day ? ",\"week\"" : "\"week\"");
+    jbuf_puts(b, "],\"supported_filters\":");
+    if (catalogue_filters_json(b, PQgetvalue(res, row, col + 7),
+                               (size_t)PQgetlength(res, row, col + 7)) != 0)
+        return -1;
+    jbuf_putc(b, '}');
+    return 0;
 }

@@ -1,14 +1,77 @@
 /*
- * server/catalogue.h: the report catalogue (report_definitions + aggregate_windows) held in
- * memory by each HTTP worker (API.md §6). STUB: replaced by the report API work.
+ * server/catalogue.h: the report catalogue of one HTTP worker (API.md §6): the public report
+ * definitions held in memory for the report run's lookup, plus the SQL and JSON of a
+ * ReportDefinition (API.md §5.1) used by the list and get handlers.
+ *
+ * What is served from memory and what is not (decided against API.md §7.2):
+ *  - GET /reports/{slug}/run looks the report up here (slug and cache_ttl_seconds), so it needs
+ *    no query for the lookup and a cached result can be served while PostgreSQL is down.
+ *  - GET /reports and GET /reports/{slug} read PostgreSQL on every request, so they answer 500
+ *    while it is down exactly as the §7.2 table says, search has PostgreSQL's own ILIKE case
+ *    folding, and catalogue changes show at once. They are not the benchmarked path.
+ *
+ * Freshness: loaded when the worker starts and reloaded every CATALOGUE_RELOAD_MS (well within
+ * the 5 s of API.md §6), without blocking (pgpool). A failed reload keeps the last good copy.
+ * Until the first load succeeds (PostgreSQL down since the start) lookups say
+ * CATALOGUE_NOT_LOADED and the caller falls back to a live query.
  */
 #ifndef ANALYTICSD_CATALOGUE_H
 #define ANALYTICSD_CATALOGUE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "common/jbuf.h"
+
 struct http_app;
 typedef struct catalogue catalogue;
 
-/* Creates the worker's catalogue and starts keeping it fresh on the app's loop. */
+#define CATALOGUE_RELOAD_MS 2000
+#define CATALOGUE_RETRY_MS  250 /* while never loaded */
+
+/*
+ * Creates the worker's catalogue and starts loading it on the app's loop (app->pg, app->loop
+ * must be set). Never fails; the catalogue lives as long as the worker.
+ */
 catalogue *catalogue_create(struct http_app *app);
+
+typedef enum { CATALOGUE_FOUND, CATALOGUE_NOT_FOUND, CATALOGUE_NOT_LOADED } catalogue_status;
+
+/*
+ * Looks up the public report `slug` (byte-exact, len bytes). On CATALOGUE_FOUND sets
+ * *cache_ttl_seconds. c == NULL counts as not loaded.
+ */
+catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t len,
+                                  int32_t *cache_ttl_seconds);
+
+/*
+ * The select list (from report_definitions AS d) whose row catalogue_definition_json
+ * writes: slug, name, description, cache_ttl_seconds, default_window, has_day, has_week,
+ * supported_filters::text.
+ */
+#define CATALOGUE_DEFINITION_COLUMNS                                                               \
+    "d.slug, d.name, d.description, d.cache_ttl_seconds, d.default_window,"                        \
+    " EXISTS (SELECT 1 FROM aggregate_windows w WHERE w.report_slug = d.slug"                      \
+    " AND w.window_name = 'day') AS has_day,"                                                      \
+    " EXISTS (SELECT 1 FROM aggregate_windows w WHERE w.report_slug = d.slug"                      \
+    " AND w.window_name = 'week') AS has_week,"                                                    \
+    " d.supported_filters::text AS supported_filters"
+
+/*
+ * Appends the ReportDefinition JSON (API.md §5.1) of row `row` of res, whose columns start at
+ * `col` in the order of CATALOGUE_DEFINITION_COLUMNS: allowed_windows day first, and
+ * supported_filters with its keys in byte order. Returns 0, or -1 if supported_filters is not
+ * a JSON object (b may then hold a partial object; the caller answers 500).
+ */
+int catalogue_definition_json(jbuf *b, const PGresult *res, int row, int col);
+
+/*
+ * Appends the JSON object text `text` (a JSON object as PostgreSQL prints jsonb) re-emitted
+ * with keys in byte order and strings escaped per API.md §1.4. Returns 0, or -1 if it is not
+ * a JSON object.
+ */
+int catalogue_filters_json(jbuf *b, const char *text, size_t len);
 
 #endif

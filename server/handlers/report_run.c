@@ -1,10 +1,380 @@
-/* STUB: answers 500 until the resource is implemented. */
+/*
+ * server/handlers/report_run.c: GET /api/v1/reports/{slug}/run (API.md §4.4, §6, §7). Runs in
+ * HTTP workers, entirely on the worker's event loop.
+ *
+ * Steps, in the contract's check order: dates; report lookup in the worker's in-memory
+ * catalogue (a live query only until the catalogue has loaded once); window; span; breakdown;
+ * limit; offset; then the cache lookup (one Redis round trip, report_cache.h) and on a miss
+ * the snapshot query (report_query.h), or the 404 for a public report this service cannot run.
+ *
+ * The hit path touches neither PostgreSQL nor the catalogue's database: parameters are decoded
+ * into the request's pool, the canonical JSON is hashed, one EVALSHA answers, the stored entry
+ * is checked (jansson, or a memcmp against the worker's memo of entries already checked) and
+ * sent with its two members rewritten.
+ *
+ * On a miss the response is sent once Redis has acknowledged the cache write (or failed), so a
+ * client that reads again at once, on any worker, finds the entry.
+ *
+ * Pending work (a query, a Redis command) lives in the request's pool; the dispose hook cancels
+ * it when the client goes away first, and every callback forgets its handle before anything
+ * else (health.c pattern). A Redis failure or error reply never fails the request.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cachekey.h"
+#include "common/dates.h"
+#include "common/json_out.h"
+#include "common/log.h"
+#include "common/params.h"
+#include "common/shstate.h"
+#include "common/util.h"
+#include "server/catalogue.h"
 #include "server/http_app.h"
 #include "server/http_response.h"
+#include "server/report_cache.h"
+#include "server/report_query.h"
+
+#define RUN_DEFAULT_LIMIT   50
+#define RUN_MAX_LIMIT       100
+#define RUN_FAILURE_PING_MS 500
+
+typedef struct text {
+    const char *p; /* NULL when absent */
+    size_t len;
+} text;
+
+typedef struct run_state {
+    http_app *app;
+    h2o_req_t *req;
+    pgpool_query *pg;
+    redisconn_cmd *redis;
+    const char *slug; /* the raw path segment, NUL-terminated copy in the pool */
+    size_t slug_len;
+    report_kind kind;
+    int32_t ttl;
+    const char *qs;
+    size_t qs_len;
+    int32_t date_from, date_to;
+    const char *window;
+    text breakdown, source, status; /* trimmed */
+    int64_t limit, offset;
+    char hash[65];
+    char *key; /* cache key for the write after a miss; NULL = do not write */
+    size_t key_len;
+    int used_eval;
+    int64_t query_started_ns;
+    jbuf pending; /* a computed response waiting for its cache write to be acknowledged */
+} run_state;
+
+static void run_dispose(void *p)
+{
+    run_state *s = p;
+    if (s->pg != NULL)
+        pgpool_cancel(s->pg);
+    if (s->redis != NULL)
+        redisconn_cancel(s->redis);
+    jbuf_free(&s->pending);
+}
+
+static text param(run_state *s, const char *name)
+{
+    text t = {NULL, 0};
+    char *buf = h2o_mem_alloc_pool(&s->req->pool, s->qs_len + 1);
+    if (query_get(s->qs, s->qs_len, name, buf, &t.len))
+        t.p = buf;
+    return t;
+}
+
+static text trimmed(text t)
+{
+    size_t start;
+    text_trim(t.p, t.len, &start, &t.len);
+    t.p = t.len == 0 ? "" : t.p + start;
+    return t;
+}
+
+static int text_is(text t, const char *lit)
+{
+    return t.len == strlen(lit) && memcmp(t.p, lit, t.len) == 0;
+}
+
+/* ---- the result -------------------------------------------------------------------------- */
+
+/* The cache write is acknowledged (or failed, which only affects the trusted flag): answer. */
+static void on_stored(void *data, redisconn_status st, redisReply *reply)
+{
+    (void)st;
+    (void)reply;
+    run_state *s = data;
+    s->redis = NULL;
+    jbuf b = s->pending;
+    jbuf_init(&s->pending);
+    http_send_jbuf(s->req, 200, &b);
+}
+
+/* Writes the response for a freshly computed result; when a key was resolved, stores the data
+ * object first and answers once Redis has acknowledged it. */
+static void send_fresh(run_state *s, report_shape shape, const PGresult *res, int64_t exec_ms)
+{
+    int64_t now = clock_realtime_ns();
+    jbuf b;
+    jbuf_init(&b);
+    jbuf_reserve(&b, 512);
+    jbuf_puts(&b, "{\"data\":");
+    size_t data_start = b.len;
+    jbuf_puts(&b, "{\"report_slug\":");
+    json_string(&b, s->slug, s->slug_len);
+    jbuf_puts(&b, ",\"window\":");
+    json_cstr(&b, s->window);
+    jbuf_puts(&b, ",\"date_from\":");
+    json_date(&b, s->date_from);
+    jbuf_puts(&b, ",\"date_to\":");
+    json_date(&b, s->date_to);
+    jbuf_puts(&b, ",\"generated_at\":");
+    json_timestamp(&b, now / 1000000000, (int32_t)(now % 1000000000));
+    jbuf_puts(&b, ",\"rows\":");
+    int rows = 0;
+    if (res != NULL) {
+        report_query_rows_json(&b, shape, res);
+        rows = PQntuples(res);
+    } else {
+        jbuf_puts(&b, "[]");
+    }
+    jbuf_puts(&b, ",\"cache_hit\":false,\"row_count\":");
+    json_int(&b, rows);
+    jbuf_puts(&b, ",\"execution_ms\":");
+    json_int(&b, exec_ms);
+    jbuf_puts(&b, ",\"source_system\":\"postgres\"}");
+    size_t data_end = b.len;
+    jbuf_puts(&b, ",\"meta\":{\"cache_hit\":false}}");
+    if (s->key != NULL && s->app->redis != NULL && shstate_redis_trusted()) {
+        s->pending = b;
+        s->redis = cache_store(s->app->redis, s->key, s->key_len, b.data + data_start,
+                               data_end - data_start, s->ttl, on_stored, s);
+        return;
+    }
+    http_send_jbuf(s->req, 200, &b);
+}
+
+/*
+ * After a failed snapshot query: API.md §7.2 answers 500 `internal error` while PostgreSQL is
+ * unreachable, §4.4 the report's own message when the query itself failed. pgpool does not say
+ * which, so a ping decides (it fails at once while the pool is backing off from a dead server).
+ */
+static void on_failure_ping(void *data, int ok)
+{
+    run_state *s = data;
+    s->pg = NULL;
+    http_send_error(s->req, 500, ok ? report_query_failure_message(s->kind) : "internal error");
+}
+
+static void on_snapshot(void *data, PGresult *res)
+{
+    run_state *s = data;
+    s->pg = NULL;
+    if (res == NULL) {
+        s->pg = pgpool_ping(s->app->pg, RUN_FAILURE_PING_MS, on_failure_ping, s);
+        if (s->pg == NULL)
+            http_send_error(s->req, 500, "internal error");
+        return;
+    }
+    int64_t exec_ms = (clock_monotonic_ns() - s->query_started_ns) / 1000000;
+    send_fresh(s, report_query_shape(s->kind, s->breakdown.p, s->breakdown.len), res, exec_ms);
+}
+
+/* Step 8 after a miss (or without cache), then step 9. */
+static void run_miss(run_state *s)
+{
+    if (s->kind == REPORT_KIND_UNKNOWN) {
+        http_send_error(s->req, 404, "report was not found");
+        return;
+    }
+    report_shape shape = report_query_shape(s->kind, s->breakdown.p, s->breakdown.len);
+    const char *filter = NULL;
+    if (report_query_uses_filter(shape)) {
+        text f = s->kind == REPORT_KIND_VOLUME ? s->source : s->status;
+        if (f.len != 0 && !text_is_matchable(f.p, f.len)) {
+            send_fresh(s, shape, NULL, 0); /* API.md §2.3: nothing can match */
+            return;
+        }
+        if (f.len != 0)
+            filter = h2o_strdup(&s->req->pool, f.p, f.len).base;
+    }
+    char lower[11], upper[11], limit[24], offset[24];
+    date_format(s->window[0] == 'w' ? date_monday(s->date_from) : s->date_from, lower);
+    date_format(s->date_to, upper);
+    snprintf(limit, sizeof(limit), "%lld", (long long)s->limit);
+    snprintf(offset, sizeof(offset), "%lld", (long long)s->offset);
+    const char *params[] = {s->slug, s->window, lower, upper, filter, limit, offset};
+    s->query_started_ns = clock_monotonic_ns();
+    s->pg = pgpool_exec(s->app->pg, report_query_sql(shape), 7, params, on_snapshot, s);
+    if (s->pg == NULL)
+        http_send_error(s->req, 500, report_query_failure_message(s->kind));
+}
+
+static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
+{
+    run_state *s = data;
+    s->redis = NULL;
+    int64_t version = 0;
+    const char *value = NULL;
+    size_t len = 0;
+    cache_reply_status cs = cache_lookup_reply(st, reply, &version, &value, &len);
+    if (cs == CACHE_REPLY_NOSCRIPT && !s->used_eval && shstate_redis_trusted()) {
+        s->used_eval = 1;
+        s->redis =
+            cache_lookup(s->app->redis, s->slug, s->slug_len, s->hash, 1, on_cache_lookup, s);
+        return;
+    }
+    if (cs == CACHE_REPLY_HIT) {
+        char from[11], to[11];
+        date_format(s->date_from, from);
+        date_format(s->date_to, to);
+        cache_expect x = {s->slug, s->slug_len, s->window, from, to};
+        const char *body;
+        size_t body_len;
+        if (cache_hit_response(s->hash, version, value, len, &x, &body, &body_len) == 0) {
+            http_send_body(s->req, 200, body, body_len);
+            return;
+        }
+        log_warn("report cache: unusable entry for %s; recomputing", s->slug);
+    }
+    if (cs == CACHE_REPLY_HIT || cs == CACHE_REPLY_MISS) {
+        /* The key of this lookup's version: the write after the miss reads no version again. */
+        jbuf k;
+        jbuf_init(&k);
+        cache_key(&k, s->slug, s->slug_len, version, s->hash);
+        s->key = h2o_strdup(&s->req->pool, k.data, k.len).base;
+        s->key_len = k.len;
+        jbuf_free(&k);
+    }
+    run_miss(s);
+}
+
+/* Steps 3–8, once the report is known to exist (ttl set). */
+static void run_validated(run_state *s)
+{
+    text window = param(s, "window");
+    if (param_window(window.p, window.len, &s->window) != 0) {
+        http_send_error(s->req, 400, "window must be either day or week");
+        return;
+    }
+    if (date_span_days(s->date_from, s->date_to) > s->app->cfg->max_report_range_days) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "date range exceeds %lld days",
+                 (long long)s->app->cfg->max_report_range_days);
+        http_send_error(s->req, 400, msg);
+        return;
+    }
+    s->breakdown = trimmed(param(s, "breakdown"));
+    if (s->breakdown.len != 0 && !text_is(s->breakdown, "source") &&
+        !text_is(s->breakdown, "status") && !text_is(s->breakdown, "period")) {
+        http_send_error(s->req, 400, "breakdown must be one of source, status, period");
+        return;
+    }
+    text v = param(s, "limit");
+    s->limit = RUN_DEFAULT_LIMIT;
+    param_int(v.p, v.len, v.p != NULL, &s->limit);
+    if (s->limit < 1 || s->limit > RUN_MAX_LIMIT) {
+        http_send_error(s->req, 400, "limit must be between 1 and 100");
+        return;
+    }
+    v = param(s, "offset");
+    s->offset = 0;
+    param_int(v.p, v.len, v.p != NULL, &s->offset);
+    if (s->offset < 0) {
+        http_send_error(s->req, 400, "offset must be non-negative");
+        return;
+    }
+    s->source = trimmed(param(s, "source"));
+    s->status = trimmed(param(s, "status"));
+
+    if (s->ttl <= 0 || s->app->redis == NULL || !shstate_redis_trusted()) {
+        run_miss(s);
+        return;
+    }
+    struct cachekey_params kp = {.breakdown = s->breakdown.p,
+                                 .breakdown_len = s->breakdown.len,
+                                 .date_from = s->date_from,
+                                 .date_to = s->date_to,
+                                 .limit = s->limit,
+                                 .offset = s->offset,
+                                 .source = s->source.p,
+                                 .source_len = s->source.len,
+                                 .status = s->status.p,
+                                 .status_len = s->status.len,
+                                 .window = s->window};
+    jbuf canon;
+    jbuf_init(&canon);
+    jbuf_reserve(&canon, 256);
+    cachekey_canonical(&canon, &kp);
+    cachekey_sha256_hex(canon.data, canon.len, s->hash);
+    jbuf_free(&canon);
+    s->redis = cache_lookup(s->app->redis, s->slug, s->slug_len, s->hash, 0, on_cache_lookup, s);
+}
+
+static void on_live_lookup(void *data, PGresult *res)
+{
+    run_state *s = data;
+    s->pg = NULL;
+    if (res == NULL) {
+        http_send_error(s->req, 500, "internal error");
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        http_send_error(s->req, 404, "report was not found");
+        return;
+    }
+    s->ttl = (int32_t)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    run_validated(s);
+}
 
 void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
-    (void)app;
-    (void)m;
-    http_send_error(req, 500, "internal error");
+    run_state *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), run_dispose);
+    memset(s, 0, sizeof(*s));
+    s->app = app;
+    s->req = req;
+    if (req->query_at != SIZE_MAX) {
+        s->qs = req->path.base + req->query_at + 1;
+        s->qs_len = req->path.len - req->query_at - 1;
+    } else {
+        s->qs = "";
+    }
+
+    /* 1. Date range. */
+    text from = param(s, "date_from"), to = param(s, "date_to");
+    date_range_status ds = date_range_resolve(from.p, from.len, to.p, to.len, date_today_utc(),
+                                              &s->date_from, &s->date_to);
+    if (ds != DATE_RANGE_OK) {
+        http_send_error(req, 400, date_range_message(ds));
+        return;
+    }
+
+    /* 2. Report lookup among public reports. */
+    if (!text_is_matchable(m->param, m->param_len)) {
+        http_send_error(req, 404, "report was not found");
+        return;
+    }
+    s->slug = h2o_strdup(&req->pool, m->param, m->param_len).base;
+    s->slug_len = m->param_len;
+    s->kind = report_query_kind(s->slug, s->slug_len);
+    switch (catalogue_lookup(app->catalogue, s->slug, s->slug_len, &s->ttl)) {
+    case CATALOGUE_FOUND:
+        run_validated(s);
+        return;
+    case CATALOGUE_NOT_FOUND:
+        http_send_error(req, 404, "report was not found");
+        return;
+    case CATALOGUE_NOT_LOADED:
+        break;
+    }
+    const char *params[] = {s->slug};
+    s->pg = pgpool_exec(app->pg,
+                        "SELECT cache_ttl_seconds FROM report_definitions"
+                        " WHERE slug = $1 AND is_public",
+                        1, params, on_live_lookup, s);
+    if (s->pg == NULL)
+        http_send_error(req, 500, "internal error");
 }

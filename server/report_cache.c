@@ -1,0 +1,289 @@
+/*
+ * server/report_cache.c: the report response cache on Redis (see report_cache.h). Runs in
+ * HTTP workers, on the worker's event loop.
+ */
+#include "server/report_cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "common/util.h"
+
+/*
+ * KEYS[1] = report:version:{slug}; ARGV[1] = "report:{slug}:v"; ARGV[2] = ":{hash}".
+ * Returns {version or false, entry or false}. The entry is read only for a version in the
+ * canonical decimal form Redis itself writes (so the key text equals the integer's decimal).
+ */
+static const char lookup_script[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then\n"
+    "  redis.call('SET', KEYS[1], '1', 'NX')\n"
+    "  v = redis.call('GET', KEYS[1])\n"
+    "end\n"
+    "if not v then return {false, false} end\n"
+    "if not (v == '0' or string.match(v, '^%-?[1-9]%d*$')) or #v > 20 then\n"
+    "  return {v, false}\n"
+    "end\n"
+    "return {v, redis.call('GET', ARGV[1] .. v .. ARGV[2])}\n";
+
+static char script_sha[41];
+
+static const char *lookup_script_sha(void)
+{
+    if (script_sha[0] == '\0') {
+        static const char hex[] = "0123456789abcdef";
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        if (!EVP_Digest(lookup_script, sizeof(lookup_script) - 1, md, &n, EVP_sha1(), NULL) ||
+            n != 20)
+            abort();
+        for (unsigned i = 0; i < 20; i++) {
+            script_sha[2 * i] = hex[md[i] >> 4];
+            script_sha[2 * i + 1] = hex[md[i] & 15];
+        }
+    }
+    return script_sha;
+}
+
+redisconn_cmd *cache_lookup(redisconn *r, const char *slug, size_t slug_len, const char *hash,
+                            int use_eval, redisconn_cb cb, void *data)
+{
+    char verkey[256], prefix[256], suffix[66];
+    jbuf big;
+    jbuf_init(&big);
+    const char *vk = verkey, *px = prefix;
+    size_t vk_len, px_len;
+    if (slug_len + 16 <= sizeof(verkey)) {
+        memcpy(verkey, "report:version:", 15);
+        memcpy(verkey + 15, slug, slug_len);
+        vk_len = 15 + slug_len;
+        memcpy(prefix, "report:", 7);
+        memcpy(prefix + 7, slug, slug_len);
+        memcpy(prefix + 7 + slug_len, ":v", 2);
+        px_len = slug_len + 9;
+    } else { /* a very long slug: build both in one heap buffer */
+        jbuf_puts(&big, "report:version:");
+        jbuf_append(&big, slug, slug_len);
+        jbuf_puts(&big, "report:");
+        jbuf_append(&big, slug, slug_len);
+        jbuf_puts(&big, ":v");
+        vk = big.data;
+        vk_len = 15 + slug_len;
+        px = big.data + vk_len;
+        px_len = slug_len + 9;
+    }
+    suffix[0] = ':';
+    memcpy(suffix + 1, hash, 64);
+    const char *argv[] = {use_eval ? "EVAL" : "EVALSHA",
+                          use_eval ? lookup_script : lookup_script_sha(),
+                          "1",
+                          vk,
+                          px,
+                          suffix};
+    const size_t argvlen[] = {
+        use_eval ? 4 : 7, use_eval ? sizeof(lookup_script) - 1 : 40, 1, vk_len, px_len, 65};
+    redisconn_cmd *cmd = redisconn_command_argv(r, 6, argv, argvlen, cb, data);
+    jbuf_free(&big);
+    return cmd;
+}
+
+/* Parses a canonical decimal int64 (what INCR and SET 1 produce). */
+static int parse_version(const char *s, size_t len, int64_t *out)
+{
+    if (len == 0 || len > 20)
+        return -1;
+    size_t i = s[0] == '-' ? 1 : 0;
+    if (i == len || (s[i] == '0' && len > i + 1) || (i == 1 && s[1] == '0'))
+        return -1;
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_C(9223372036854775808) - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (s[0] == '-') {
+        *out = v == UINT64_C(9223372036854775808) ? INT64_MIN : -(int64_t)v;
+        return 0;
+    }
+    if (v > INT64_MAX)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+cache_reply_status cache_lookup_reply(redisconn_status st, const redisReply *reply,
+                                      int64_t *version, const char **value, size_t *len)
+{
+    if (st != REDISCONN_OK || reply == NULL)
+        return CACHE_REPLY_OFF;
+    if (reply->type == REDIS_REPLY_ERROR)
+        return reply->len >= 8 && memcmp(reply->str, "NOSCRIPT", 8) == 0 ? CACHE_REPLY_NOSCRIPT
+                                                                         : CACHE_REPLY_OFF;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+        return CACHE_REPLY_OFF;
+    const redisReply *v = reply->element[0], *e = reply->element[1];
+    if (v->type != REDIS_REPLY_STRING || parse_version(v->str, v->len, version) != 0)
+        return CACHE_REPLY_OFF;
+    if (e->type != REDIS_REPLY_STRING)
+        return CACHE_REPLY_MISS;
+    *value = e->str;
+    *len = e->len;
+    return CACHE_REPLY_HIT;
+}
+
+void cache_key(jbuf *b, const char *slug, size_t slug_len, int64_t version, const char *hash)
+{
+    jbuf_puts(b, "report:");
+    jbuf_append(b, slug, slug_len);
+    jbuf_printf(b, ":v%lld", (long long)version);
+    jbuf_putc(b, ':');
+    jbuf_append(b, hash, 64);
+}
+
+redisconn_cmd *cache_store(redisconn *r, const char *key, size_t key_len, const char *value,
+                           size_t len, int32_t ttl_seconds, redisconn_cb cb, void *data)
+{
+    char ttl[16];
+    int n = snprintf(ttl, sizeof(ttl), "%d", (int)ttl_seconds);
+    const char *argv[] = {"SET", key, value, "EX", ttl};
+    const size_t argvlen[] = {3, key_len, len, 2, (size_t)n};
+    return redisconn_command_argv(r, 5, argv, argvlen, cb, data);
+}
+
+/* ---- hit ------------------------------------------------------------------------------- */
+
+static int member_is(json_t *obj, const char *key, const char *s, size_t len)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) && json_string_length(v) == len &&
+           memcmp(json_string_value(v), s, len) == 0;
+}
+
+static int stored_is_report_result(const char *stored, size_t len, const cache_expect *x)
+{
+    json_error_t err;
+    json_t *obj = json_loadb(stored, len, JSON_REJECT_DUPLICATES, &err);
+    int ok = json_is_object(obj) && json_object_size(obj) == 10 &&
+             member_is(obj, "report_slug", x->slug, x->slug_len) &&
+             member_is(obj, "window", x->window, strlen(x->window)) &&
+             member_is(obj, "date_from", x->date_from, strlen(x->date_from)) &&
+             member_is(obj, "date_to", x->date_to, strlen(x->date_to)) &&
+             json_is_string(json_object_get(obj, "generated_at")) &&
+             json_is_false(json_object_get(obj, "cache_hit")) &&
+             member_is(obj, "source_system", "postgres", 8) &&
+             json_is_integer(json_object_get(obj, "execution_ms")) &&
+             json_integer_value(json_object_get(obj, "execution_ms")) >= 0;
+    json_t *rows = json_object_get(obj, "rows");
+    json_t *count = json_object_get(obj, "row_count");
+    ok = ok && json_is_array(rows) && json_is_integer(count) &&
+         json_integer_value(count) == (json_int_t)json_array_size(rows);
+    for (size_t i = 0; ok && i < json_array_size(rows); i++)
+        ok = json_is_object(json_array_get(rows, i));
+    json_decref(obj);
+    return ok;
+}
+
+/* Moves *end back over the literal lit if the text ends with it there. */
+static int back_over(const char *s, size_t *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (*end < n || memcmp(s + *end - n, lit, n) != 0)
+        return 0;
+    *end -= n;
+    return 1;
+}
+
+static int back_over_digits(const char *s, size_t *end)
+{
+    size_t start = *end;
+    while (*end > 0 && s[*end - 1] >= '0' && s[*end - 1] <= '9')
+        (*end)--;
+    return *end < start;
+}
+
+#define TAIL_SOURCE    ",\"source_system\":\"postgres\"}"
+#define TAIL_CACHE_HIT ",\"cache_hit\":false"
+
+int cache_hit_body(jbuf *out, const char *stored, size_t len, const cache_expect *expect)
+{
+    /* The tail this service writes: ,"cache_hit":false,"row_count":N,"execution_ms":M,
+     * "source_system":"postgres"} — checked textually so only those bytes are rewritten. */
+    size_t end = len;
+    if (!back_over(stored, &end, TAIL_SOURCE))
+        return -1;
+    size_t counts_end = end;
+    if (!back_over_digits(stored, &end) || !back_over(stored, &end, ",\"execution_ms\":") ||
+        !back_over_digits(stored, &end) || !back_over(stored, &end, ",\"row_count\":"))
+        return -1;
+    size_t counts_start = end;
+    if (!back_over(stored, &end, TAIL_CACHE_HIT))
+        return -1;
+    if (!stored_is_report_result(stored, len, expect))
+        return -1;
+    jbuf_reserve(out, len + 64);
+    jbuf_puts(out, "{\"data\":");
+    jbuf_append(out, stored, end);
+    jbuf_puts(out, ",\"cache_hit\":true");
+    jbuf_append(out, stored + counts_start, counts_end - counts_start);
+    jbuf_puts(out, ",\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true}}\n");
+    return 0;
+}
+
+/* ---- memo of validated entries ------------------------------------------------------------ */
+
+typedef struct memo_slot {
+    char hash[64];
+    int64_t version;
+    char *slug;
+    size_t slug_len;
+    char *value;
+    size_t value_len;
+    jbuf body;
+} memo_slot;
+
+static memo_slot memo[CACHE_MEMO_SLOTS];
+
+static size_t memo_index(const char *hash, int64_t version)
+{
+    uint64_t h = (uint64_t)version * 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 8; i++)
+        h = (h << 4) ^ (uint64_t)(unsigned char)hash[i];
+    return (size_t)(h % CACHE_MEMO_SLOTS);
+}
+
+int cache_hit_response(const char *hash, int64_t version, const char *stored, size_t len,
+                       const cache_expect *expect, const char **body, size_t *body_len)
+{
+    memo_slot *m = &memo[memo_index(hash, version)];
+    if (m->value != NULL && m->version == version && memcmp(m->hash, hash, 64) == 0 &&
+        m->slug_len == expect->slug_len && memcmp(m->slug, expect->slug, m->slug_len) == 0 &&
+        m->value_len == len && memcmp(m->value, stored, len) == 0) {
+        *body = m->body.data;
+        *body_len = m->body.len;
+        return 0;
+    }
+    free(m->slug);
+    free(m->value);
+    m->slug = m->value = NULL;
+    jbuf_reset(&m->body);
+    if (cache_hit_body(&m->body, stored, len, expect) != 0)
+        return -1;
+    *body = m->body.data;
+    *body_len = m->body.len;
+    if (len <= CACHE_MEMO_MAX_VALUE) {
+        memcpy(m->hash, hash, 64);
+        m->version = version;
+        m->slug = xstrndup(expect->slug, expect->slug_len);
+        m->slug_len = expect->slug_len;
+        m->value = xmalloc(len + 1);
+        memcpy(m->value, stored, len);
+        m->value_len = len;
+    }
+    return 0;
+}

@@ -1,0 +1,261 @@
+"""tests/integration/test_report_cache.py: the Redis response cache of report runs.
+
+API.md §6 and DATA.md §7.2–§7.4 against the real service and the test Redis (this file's own
+database number): miss then hit, the exact key format and TTL, which requests share an entry,
+invalidation by the version key, a corrupt entry, atomic creation of the version key, a version
+that is not an integer, and a report with cache_ttl_seconds = 0.
+"""
+
+import datetime
+import hashlib
+import json
+import time
+import urllib.parse
+
+import adtest
+
+DB = None
+SVC = None
+
+
+def redis(*args):
+    return adtest.redis_cli(SVC.redis_url, *args)
+
+
+def today():
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def run_raw(slug, query):
+    status, hdrs, body = SVC.request("GET", "/api/v1/reports/%s/run?%s" % (slug, query))
+    assert status == 200, (status, body)
+    assert hdrs["content-type"] == "application/json" and body.endswith(b"\n")
+    return body
+
+
+def run(slug, **params):
+    return json.loads(run_raw(slug, urllib.parse.urlencode(params)))
+
+
+def canonical(breakdown="", date_from="", date_to="", limit=50, offset=0, source="", status="",
+              window="day"):
+    return ('{"breakdown":%s,"date_from":"%s","date_to":"%s","limit":%d,"offset":%d,"source":%s,'
+            '"status":%s,"window":"%s"}' % (json.dumps(breakdown), date_from, date_to, limit, offset,
+                                           json.dumps(source), json.dumps(status), window))
+
+
+def key_for(slug, **canon):
+    version = redis("GET", "report:version:" + slug)
+    digest = hashlib.sha256(canonical(**canon).encode()).hexdigest()
+    return "report:%s:v%s:%s" % (slug, version, digest)
+
+
+def rng(days=20):
+    return {"date_from": str(today() - datetime.timedelta(days=days)), "date_to": str(today())}
+
+
+def test_miss_then_hit():
+    r = rng(21)
+    first_raw = run_raw("status-counts", urllib.parse.urlencode(r))
+    second_raw = run_raw("status-counts", urllib.parse.urlencode(r))
+    first, second = json.loads(first_raw), json.loads(second_raw)
+    assert first["data"]["cache_hit"] is False and first["data"]["source_system"] == "postgres"
+    assert first["meta"] == {"cache_hit": False}
+    assert second["data"]["cache_hit"] is True and second["data"]["source_system"] == "redis"
+    assert second["meta"] == {"cache_hit": True}
+    for k in ("generated_at", "rows", "execution_ms", "row_count", "date_from", "date_to"):
+        assert first["data"][k] == second["data"][k], k
+    # Byte for byte, only the two members and meta differ.
+    expected = first_raw.replace(b'"cache_hit":false', b'"cache_hit":true').replace(
+        b'"source_system":"postgres"', b'"source_system":"redis"')
+    assert second_raw == expected, (first_raw, second_raw)
+    # The entry: exact key, TTL about cache_ttl_seconds (90), value = the miss's data object.
+    key = key_for("status-counts", **r)
+    stored = redis("GET", key)
+    assert stored.encode() == first_raw[len(b'{"data":'):first_raw.index(b',"meta":')], stored
+    ttl = int(redis("TTL", key))
+    assert 80 <= ttl <= 90, ttl
+
+
+def test_documented_key_example():
+    q = "window=day&breakdown=status&date_from=2026-01-01&date_to=2026-02-01"
+    run_raw("status-counts", q)
+    version = redis("GET", "report:version:status-counts")
+    key = ("report:status-counts:v%s:16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c"
+           % version)
+    assert redis("EXISTS", key) == "1", redis("KEYS", "report:status-counts:*")
+    # Third worked example: escaped source text in the canonical JSON.
+    q = "source=a%3Cb%26c&breakdown=source&limit=100&date_from=2026-01-01&date_to=2026-01-31"
+    run_raw("volume-by-period", q)
+    version = redis("GET", "report:version:volume-by-period")
+    key = ("report:volume-by-period:v%s:"
+           "7265ce0fe3808bb881ac1074b44d66d002866bfb47e70d8d5524f7caea85fa60" % version)
+    assert redis("EXISTS", key) == "1"
+
+
+def test_sharing_rules():
+    r = rng(22)
+    q = urllib.parse.urlencode(r)
+    assert run("volume-by-period", window="week", **r)["data"]["cache_hit"] is False
+    assert json.loads(run_raw("volume-by-period", q + "&window=WEEK"))["data"]["cache_hit"] is True
+    assert json.loads(run_raw("volume-by-period", q + "&window=%20Week%20"))["data"]["cache_hit"]
+    assert run("top-entities", **r)["data"]["cache_hit"] is False
+    assert run("top-entities", limit=50, **r)["data"]["cache_hit"] is True
+    assert run("top-entities", limit=50, offset=0, **r)["data"]["cache_hit"] is True
+    # Equivalent answers with different normalised parameters do not share.
+    assert run("top-entities", source="x", **r)["data"]["cache_hit"] is False
+    assert run("status-counts", **r)["data"]["cache_hit"] is False
+    assert run("status-counts", breakdown="status", **r)["data"]["cache_hit"] is False
+    assert run("status-counts", breakdown="status", **r)["data"]["cache_hit"] is True
+    # Trimmed filter values share.
+    assert run("status-counts", status="failed", **r)["data"]["cache_hit"] is False
+    assert json.loads(run_raw("status-counts", q + "&status=%20failed%20"))["data"]["cache_hit"]
+    # Unmatchable text: rows [] but cached like any result.
+    assert json.loads(run_raw("volume-by-period", q + "&source=%FF"))["data"]["cache_hit"] is False
+    again = json.loads(run_raw("volume-by-period", q + "&source=%FF"))["data"]
+    assert again["cache_hit"] is True and again["rows"] == []
+
+
+def test_version_bump_invalidates():
+    r = rng(23)
+    run("top-entities", **r)
+    assert run("top-entities", **r)["data"]["cache_hit"] is True
+    before = int(redis("GET", "report:version:top-entities"))
+    redis("INCR", "report:version:top-entities")
+    assert run("top-entities", **r)["data"]["cache_hit"] is False
+    assert redis("EXISTS", key_for("top-entities", **r)) == "1"
+    assert key_for("top-entities", **r).split(":")[2] == "v%d" % (before + 1)
+    assert run("top-entities", **r)["data"]["cache_hit"] is True
+    # Other reports are unaffected.
+    run("status-counts", **r)
+    redis("INCR", "report:version:top-entities")
+    assert run("status-counts", **r)["data"]["cache_hit"] is True
+
+
+def test_corrupt_entry_is_a_miss_and_overwritten():
+    r = rng(24)
+    run("volume-by-period", **r)
+    key = key_for("volume-by-period", **r)
+    good = redis("GET", key)
+    bad_values = ["garbage", "{}", good.replace('"rows":[', '"rows":[1,'),
+                  good.replace('"row_count":', '"row_count":1'),
+                  json.dumps(json.loads(good), indent=1), good[:-1],
+                  good.replace('"report_slug":"volume-by-period"', '"report_slug":"status-counts"')]
+    for bad in bad_values:
+        redis("SET", key, bad, "EX", "100")
+        d = run("volume-by-period", **r)["data"]
+        assert d["cache_hit"] is False and d["source_system"] == "postgres", bad
+        stored = json.loads(redis("GET", key))
+        assert stored["cache_hit"] is False and stored["generated_at"] == d["generated_at"], bad
+        assert run("volume-by-period", **r)["data"]["cache_hit"] is True
+    # A wrong-type entry is an error reply: no cache for the request, no failure.
+    redis("DEL", key)
+    redis("LPUSH", key, "x")
+    assert run("volume-by-period", **r)["data"]["cache_hit"] is False
+    redis("DEL", key)
+
+
+def test_version_key_creation_and_non_integer_version():
+    r = rng(25)
+    redis("DEL", "report:version:status-counts")
+    assert run("status-counts", **r)["data"]["cache_hit"] is False
+    assert redis("GET", "report:version:status-counts") == "1"
+    assert redis("TTL", "report:version:status-counts") == "-1"
+    assert redis("EXISTS", key_for("status-counts", **r)) == "1"
+    assert run("status-counts", **r)["data"]["cache_hit"] is True
+    # Not a decimal integer: no read, no write, Redis stays trusted.
+    for bad in ("abc", "1.5", "", "+1", "01", "1x", "99999999999999999999"):
+        redis("SET", "report:version:status-counts", bad)
+        before = sorted(redis("KEYS", "report:status-counts:*").split())
+        assert run("status-counts", **r)["data"]["cache_hit"] is False
+        assert run("status-counts", **r)["data"]["cache_hit"] is False
+        assert sorted(redis("KEYS", "report:status-counts:*").split()) == before, bad
+        assert redis("GET", "report:version:status-counts") == bad
+    assert SVC.get_json("/api/v1/health")[0] == 200
+    redis("SET", "report:version:status-counts", "7")
+    assert run("status-counts", **r)["data"]["cache_hit"] is False
+    assert redis("EXISTS", key_for("status-counts", **r)) == "1"
+    assert key_for("status-counts", **r).startswith("report:status-counts:v7:")
+    assert run("status-counts", **r)["data"]["cache_hit"] is True
+
+
+def test_version_key_created_atomically_under_concurrency():
+    # Many first reads at once never overwrite an INCR: the key ends up 1 + the INCRs.
+    import threading
+    r = rng(26)
+    redis("DEL", "report:version:top-entities")
+    errors = []
+
+    def reader():
+        try:
+            run("top-entities", **r)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert redis("GET", "report:version:top-entities") == "1"
+    redis("INCR", "report:version:top-entities")
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert redis("GET", "report:version:top-entities") == "2"
+
+
+def test_zero_ttl_report_never_uses_redis():
+    r = rng(27)
+    DB.sql("UPDATE report_definitions SET cache_ttl_seconds = 0 WHERE slug = 'top-entities'")
+    try:
+        time.sleep(4.8)  # every worker's catalogue has the change
+        redis("DEL", "report:version:top-entities")
+        for _ in range(3):
+            assert run("top-entities", **r)["data"]["cache_hit"] is False
+        assert redis("EXISTS", "report:version:top-entities") == "0"
+        assert redis("KEYS", "report:top-entities:*") == "" or \
+            key_for("top-entities", **r) not in redis("KEYS", "report:top-entities:*")
+    finally:
+        DB.sql("UPDATE report_definitions SET cache_ttl_seconds = 45 WHERE slug = 'top-entities'")
+    time.sleep(4.8)
+    run("top-entities", **r)
+    assert run("top-entities", **r)["data"]["cache_hit"] is True
+    ttl = int(redis("TTL", key_for("top-entities", **r)))
+    assert 35 <= ttl <= 45, ttl
+
+
+def test_cached_hit_is_fast():
+    r = rng(28)
+    run("top-entities", limit=100, **r)
+    start = time.time()
+    for _ in range(50):
+        assert run("top-entities", limit=100, **r)["data"]["cache_hit"] is True
+    per = (time.time() - start) / 50
+    assert per < 0.02, per
+
+
+def main():
+    global DB, SVC
+    adtest.require_env()
+    DB = adtest.ScratchDatabase()
+    SVC = adtest.Service(DB).start()
+    redis("FLUSHDB")
+    # Redis starts untrusted; caching begins after the first recovery bump (DATA.md §7.6).
+    assert adtest.wait_until(lambda: SVC.get_json("/api/v1/health")[0] == 200, 10), SVC.logs()
+    try:
+        adtest.run([test_miss_then_hit, test_documented_key_example, test_sharing_rules,
+                    test_version_bump_invalidates, test_corrupt_entry_is_a_miss_and_overwritten,
+                    test_version_key_creation_and_non_integer_version,
+                    test_version_key_created_atomically_under_concurrency,
+                    test_zero_ttl_report_never_uses_redis, test_cached_hit_is_fast])
+    finally:
+        SVC.stop()
+        DB.drop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+/*
+ * tests/unit/test_report_parts.c: the pure parts of the report cache and snapshot query
+ * modules: the hit rewrite and validation of stored entries (server/report_cache), decoding of
+ * lookup replies, the cache key text, the report kinds and row shapes (server/report_query),
+ * and supported_filters re-emitted in byte order (server/catalogue).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "server/catalogue.h"
+#include "server/report_cache.h"
+#include "server/report_query.h"
+
+#define STORED                                                                                     \
+    "{\"report_slug\":\"status-counts\",\"window\":\"day\",\"date_from\":\"2026-01-01\","          \
+    "\"date_to\":\"2026-02-01\",\"generated_at\":\"2026-03-14T01:17:49.123456Z\",\"rows\":"        \
+    "[{\"event_count\":2,\"status\":\"a\\u003cb\"},{\"event_count\":1,\"status\":\"x\"}],"         \
+    "\"cache_hit\":false,\"row_count\":2,\"execution_ms\":17,\"source_system\":\"postgres\"}"
+
+static const cache_expect expect = {"status-counts", 13, "day", "2026-01-01", "2026-02-01"};
+
+static void test_hit_rewrites_two_members(void **state)
+{
+    (void)state;
+    jbuf b;
+    jbuf_init(&b);
+    assert_int_equal(cache_hit_body(&b, STORED, strlen(STORED), &expect), 0);
+    assert_string_equal(
+        b.data,
+        "{\"data\":{\"report_slug\":\"status-counts\",\"window\":\"day\",\"date_from\":"
+        "\"2026-01-01\",\"date_to\":\"2026-02-01\",\"generated_at\":"
+        "\"2026-03-14T01:17:49.123456Z\",\"rows\":[{\"event_count\":2,\"status\":\"a\\u003cb\"},"
+        "{\"event_count\":1,\"status\":\"x\"}],\"cache_hit\":true,\"row_count\":2,"
+        "\"execution_ms\":17,\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true}}\n");
+    jbuf_free(&b);
+}
+
+static void expect_rejected(const char *stored, const cache_expect *x)
+{
+    jbuf b;
+    jbuf_init(&b);
+    assert_int_equal(cache_hit_body(&b, stored, strlen(stored), x), -1);
+    assert_int_equal(b.len, 0);
+    jbuf_free(&b);
+}
+
+static void replace(char *out, const char *in, const char *from, const char *to)
+{
+    const char *at = strstr(in, from);
+    assert_non_null(at);
+    size_t head = (size_t)(at - in);
+    memcpy(out, in, head);
+    strcpy(out + head, to);
+    strcat(out, at + strlen(from));
+}
+
+static void test_unusable_entries_are_rejected(void **state)
+{
+    (void)state;
+    char buf[1024];
+    expect_rejected("", &expect);
+    expect_rejected("garbage", &expect);
+    expect_rejected("{}", &expect);
+    replace(buf, STORED, "\"row_count\":2", "\"row_count\":3");
+    expect_rejected(buf, &expect);
+    replace(buf, STORED, "\"cache_hit\":false", "\"cache_hit\":true");
+    expect_rejected(buf, &expect);
+    replace(buf, STORED, "\"postgres\"}", "\"postgres\"} ");
+    expect_rejected(buf, &expect);
+    replace(buf, STORED, "\"rows\":[", "\"rows\":[1,");
+    expect_rejected(buf, &expect);
+    replace(buf, STORED, "\"execution_ms\":17", "\"execution_ms\":-1");
+    expect_rejected(buf, &expect);
+    replace(buf, STORED, "\"generated_at\":\"2026-03-14T01:17:49.123456Z\",", "");
+    expect_rejected(buf, &expect);
+    replace(buf, STORED, "{\"report_slug\"", "{\"extra\":1,\"report_slug\"");
+    expect_rejected(buf, &expect);
+    /* Valid, but for another request. */
+    cache_expect other = expect;
+    other.window = "week";
+    expect_rejected(STORED, &other);
+    other = expect;
+    other.date_to = "2026-02-02";
+    expect_rejected(STORED, &other);
+    other = expect;
+    other.slug = "top-entities";
+    other.slug_len = 12;
+    expect_rejected(STORED, &other);
+}
+
+static void test_memo_reuses_only_identical_entries(void **state)
+{
+    (void)state;
+    const char *hash = "16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c";
+    const char *body1, *body2;
+    size_t len1, len2;
+    assert_int_equal(cache_hit_response(hash, 3, STORED, strlen(STORED), &expect, &body1, &len1),
+                     0);
+    char first[1024];
+    memcpy(first, body1, len1);
+    assert_int_equal(cache_hit_response(hash, 3, STORED, strlen(STORED), &expect, &body2, &len2),
+                     0);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(first, body2, len2);
+    assert_non_null(strstr(body2, "\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true}}\n"));
+    /* Same key, different bytes: validated afresh (and rejected). */
+    char buf[1024];
+    replace(buf, STORED, "\"row_count\":2", "\"row_count\":9");
+    assert_int_equal(cache_hit_response(hash, 3, buf, strlen(buf), &expect, &body2, &len2), -1);
+    /* Then the good bytes are accepted again. */
+    assert_int_equal(cache_hit_response(hash, 3, STORED, strlen(STORED), &expect, &body2, &len2),
+                     0);
+    /* Another request (its own hash: the hash covers window and dates) is validated afresh. */
+    cache_expect other = expect;
+    other.window = "week";
+    const char *hash2 = "46f5c454adb35ac485bb3e1afec64e7c4c6916d1b9ad1f1cf4d819bfef437a76";
+    assert_int_equal(cache_hit_response(hash2, 3, STORED, strlen(STORED), &other, &body2, &len2),
+                     -1);
+    assert_int_equal(cache_hit_response(hash, 4, STORED, strlen(STORED), &expect, &body2, &len2),
+                     0);
+}
+
+static void test_lookup_reply_decoding(void **state)
+{
+    (void)state;
+    redisReply v = {.type = REDIS_REPLY_STRING, .str = "12", .len = 2};
+    redisReply e = {.type = REDIS_REPLY_STRING, .str = "{}", .len = 2};
+    redisReply nil = {.type = REDIS_REPLY_NIL};
+    redisReply *hit_el[] = {&v, &e}, *miss_el[] = {&v, &nil};
+    redisReply hit = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = hit_el};
+    redisReply miss = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = miss_el};
+    redisReply noscript = {.type = REDIS_REPLY_ERROR, .str = "NOSCRIPT No matching", .len = 20};
+    redisReply err = {.type = REDIS_REPLY_ERROR, .str = "WRONGTYPE x", .len = 11};
+    int64_t version = 0;
+    const char *value = NULL;
+    size_t len = 0;
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &hit, &version, &value, &len),
+                     CACHE_REPLY_HIT);
+    assert_int_equal(version, 12);
+    assert_int_equal(len, 2);
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &miss, &version, &value, &len),
+                     CACHE_REPLY_MISS);
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &noscript, &version, &value, &len),
+                     CACHE_REPLY_NOSCRIPT);
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &err, &version, &value, &len),
+                     CACHE_REPLY_OFF);
+    assert_int_equal(cache_lookup_reply(REDISCONN_FAILED, NULL, &version, &value, &len),
+                     CACHE_REPLY_OFF);
+    const char *bad[] = {"", "abc", "01", "+1", "-0", "1.5", "9223372036854775808", " 1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v.str = (char *)bad[i];
+        v.len = strlen(bad[i]);
+        assert_int_equal(cache_lookup_reply(REDISCONN_OK, &miss, &version, &value, &len),
+                         CACHE_REPLY_OFF);
+    }
+    v.str = "-9223372036854775808";
+    v.len = strlen(v.str);
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &miss, &version, &value, &len),
+                     CACHE_REPLY_MISS);
+    assert_true(version == INT64_MIN);
+}
+
+static void test_cache_key_text(void **state)
+{
+    (void)state;
+    jbuf b;
+    jbuf_init(&b);
+    cache_key(&b, "status-counts", 13, 1,
+              "16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c");
+    assert_string_equal(
+        b.data,
+        "report:status-counts:v1:16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c");
+    jbuf_free(&b);
+}
+
+static void test_kinds_and_shapes(void **state)
+{
+    (void)state;
+    assert_int_equal(report_query_kind("volume-by-period", 16), REPORT_KIND_VOLUME);
+    assert_int_equal(report_query_kind("status-counts", 13), REPORT_KIND_STATUS);
+    assert_int_equal(report_query_kind("top-entities", 12), REPORT_KIND_TOP_ENTITIES);
+    assert_int_equal(report_query_kind("top-entities", 11), REPORT_KIND_UNKNOWN);
+    assert_int_equal(report_query_kind("Top-entities", 12), REPORT_KIND_UNKNOWN);
+    assert_int_equal(report_query_shape(REPORT_KIND_VOLUME, "source", 6),
+                     REPORT_SHAPE_VOLUME_BY_SOURCE);
+    assert_int_equal(report_query_shape(REPORT_KIND_VOLUME, "", 0), REPORT_SHAPE_VOLUME_BY_PERIOD);
+    assert_int_equal(report_query_shape(REPORT_KIND_VOLUME, "status", 6),
+                     REPORT_SHAPE_VOLUME_BY_PERIOD);
+    assert_int_equal(report_query_shape(REPORT_KIND_STATUS, "period", 6),
+                     REPORT_SHAPE_STATUS_BY_PERIOD);
+    assert_int_equal(report_query_shape(REPORT_KIND_STATUS, "source", 6),
+                     REPORT_SHAPE_STATUS_TOTALS);
+    assert_int_equal(report_query_shape(REPORT_KIND_TOP_ENTITIES, "period", 6),
+                     REPORT_SHAPE_TOP_ENTITIES);
+    assert_false(report_query_uses_filter(REPORT_SHAPE_TOP_ENTITIES));
+    assert_true(report_query_uses_filter(REPORT_SHAPE_STATUS_TOTALS));
+    assert_string_equal(report_query_failure_message(REPORT_KIND_TOP_ENTITIES),
+                        "failed to run top entities report");
+    assert_non_null(strstr(report_query_sql(REPORT_SHAPE_TOP_ENTITIES), "COLLATE \"C\""));
+}
+
+static void test_filters_in_byte_order(void **state)
+{
+    (void)state;
+    jbuf b;
+    jbuf_init(&b);
+    const char *in = "{\"window\": \"day|week\", \"limit\": \"1-100\", \"offset\": \">=0\", "
+                     "\"Z\": \"\\u00e9\", \"\\u00e9\": 5}";
+    assert_int_equal(catalogue_filters_json(&b, in, strlen(in)), 0);
+    assert_string_equal(b.data, "{\"Z\":\"\xc3\xa9\",\"limit\":\"1-100\",\"offset\":\"\\u003e=0\","
+                                "\"window\":\"day|week\",\"\xc3\xa9\":5}");
+    jbuf_reset(&b);
+    assert_int_equal(catalogue_filters_json(&b, "{}", 2), 0);
+    assert_string_equal(b.data, "{}");
+    assert_int_equal(catalogue_filters_json(&b, "[1]", 3), -1);
+    assert_int_equal(catalogue_filters_json(&b, "nope", 4), -1);
+    jbuf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hit_rewrites_two_members),
+        cmocka_unit_test(test_unusable_entries_are_rejected),
+        cmocka_unit_test(test_memo_reuses_only_identical_entries),
+        cmocka_unit_test(test_lookup_reply_decoding),
+        cmocka_unit_test(test_cache_key_text),
+        cmocka_unit_test(test_kinds_and_shapes),
+        cmocka_unit_test(test_filters_in_byte_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
