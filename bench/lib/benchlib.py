@@ -335,6 +335,8 @@ def report(results_path, facts_path):
     for c in facts.get("conns", "").split():
         o, h = "cached.c%s.ours" % c, "cached.c%s.h2o" % c
         ors, hrs = med(res, o + ".rps"), med(res, h + ".rps")
+        if ors is None and hrs is None:
+            continue  # not run (--only)
         op50, hp50 = med(res, o + ".p50"), med(res, h + ".p50")
         op99, hp99 = med(res, o + ".p99"), med(res, h + ".p99")
         ratio = ors / hrs if ors and hrs else None
@@ -349,6 +351,8 @@ def report(results_path, facts_path):
     # 2. uncached reads
     for c in facts.get("uncached_conns", "").split():
         o, p = med(res, "uncached.c%s.ours.rps" % c), med(res, "uncached.c%s.pgbench.tps" % c)
+        if o is None and p is None:
+            continue  # not run (--only)
         ratio = o / p if o and p else None
         add("2 uncached reads%s" % tag, "c=%s req/s vs tps" % c, fmt(o), fmt(p), fmt(ratio), ">= 0.80",
             verdict(ratio, 0.8))
