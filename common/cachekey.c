@@ -25,21 +25,21 @@ static void sha256_fetch(void)
 void cachekey_canonical(jbuf *out, const struct cachekey_params *p)
 {
     jbuf_puts(out, "{\"breakdown\":");
-    json_string(out, p->breakdown, p->breakdown ? p->breakdown_len : 0);
+    jout_string(out, p->breakdown, p->breakdown ? p->breakdown_len : 0);
     jbuf_puts(out, ",\"date_from\":");
-    json_date(out, p->date_from);
+    jout_date(out, p->date_from);
     jbuf_puts(out, ",\"date_to\":");
-    json_date(out, p->date_to);
+    jout_date(out, p->date_to);
     jbuf_puts(out, ",\"limit\":");
-    json_int(out, p->limit);
+    jout_int(out, p->limit);
     jbuf_puts(out, ",\"offset\":");
-    json_int(out, p->offset);
+    jout_int(out, p->offset);
     jbuf_puts(out, ",\"source\":");
-    json_string(out, p->source, p->source ? p->source_len : 0);
+    jout_string(out, p->source, p->source ? p->source_len : 0);
     jbuf_puts(out, ",\"status\":");
-    json_string(out, p->status, p->status ? p->status_len : 0);
+    jout_string(out, p->status, p->status ? p->status_len : 0);
     jbuf_puts(out, ",\"window\":");
-    json_cstr(out, p->window ? p->window : "");
+    jout_cstr(out, p->window ? p->window : "");
     jbuf_putc(out, '}');
 }
 
@@ -71,7 +71,7 @@ void cachekey_build(jbuf *out, const char *slug, int64_t version, const struct c
     jbuf_puts(out, "report:");
     jbuf_puts(out, slug);
     jbuf_puts(out, ":v");
-    json_int(out, version);
+    jout_int(out, version);
     jbuf_putc(out, ':');
     jbuf_append(out, hash, 64);
 }

@@ -1,7 +1,7 @@
 /*
  * common/json_out.c: JSON token writers (see json_out.h). Run by the HTTP and recompute workers.
  *
- * json_string scans for the next byte that needs attention with a 256-entry class table and
+ * jout_string scans for the next byte that needs attention with a 256-entry class table and
  * copies the plain run before it in one append, so ASCII and valid multi-byte text cost one
  * table lookup per byte.
  */
@@ -57,7 +57,7 @@ static char short_escape(unsigned char c)
     }
 }
 
-void json_string(jbuf *b, const char *s, size_t len)
+void jout_string(jbuf *b, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     /* Typical strings need no escapes: reserve for the plain case up front. */
@@ -104,12 +104,12 @@ void json_string(jbuf *b, const char *s, size_t len)
     jbuf_putc(b, '"');
 }
 
-void json_cstr(jbuf *b, const char *s)
+void jout_cstr(jbuf *b, const char *s)
 {
-    json_string(b, s, strlen(s));
+    jout_string(b, s, strlen(s));
 }
 
-void json_key(jbuf *b, const char *key)
+void jout_key(jbuf *b, const char *key)
 {
     size_t n = strlen(key);
     jbuf_reserve(b, n + 3);
@@ -121,7 +121,7 @@ void json_key(jbuf *b, const char *key)
     b->data[b->len] = '\0';
 }
 
-void json_int(jbuf *b, int64_t v)
+void jout_int(jbuf *b, int64_t v)
 {
     char tmp[24];
     size_t n = 0;
@@ -136,7 +136,7 @@ void json_int(jbuf *b, int64_t v)
     jbuf_append(b, tmp + sizeof(tmp) - n, n);
 }
 
-void json_bool(jbuf *b, bool v)
+void jout_bool(jbuf *b, bool v)
 {
     if (v)
         jbuf_append(b, "true", 4);
@@ -144,7 +144,7 @@ void json_bool(jbuf *b, bool v)
         jbuf_append(b, "false", 5);
 }
 
-void json_null(jbuf *b)
+void jout_null(jbuf *b)
 {
     jbuf_append(b, "null", 4);
 }
@@ -156,7 +156,7 @@ static void put2(char *out, int v)
     out[1] = (char)('0' + v % 10);
 }
 
-void json_timestamp(jbuf *b, int64_t unix_seconds, int32_t nanos)
+void jout_timestamp(jbuf *b, int64_t unix_seconds, int32_t nanos)
 {
     int64_t sec = unix_seconds + nanos / 1000000000;
     int32_t ns = nanos % 1000000000;
@@ -215,7 +215,7 @@ void json_timestamp(jbuf *b, int64_t unix_seconds, int32_t nanos)
     jbuf_append(b, out, n);
 }
 
-void json_date(jbuf *b, int32_t days)
+void jout_date(jbuf *b, int32_t days)
 {
     char out[12];
     date_format(days, out);

@@ -1,5 +1,5 @@
 /*
- * common/json_out.h: writers that append JSON tokens to a jbuf, with the exact string escaping
+ * common/json_out.h (prefix jout_, distinct from jansson's json_*): writers that append JSON tokens to a jbuf, with the exact string escaping
  * of API.md §1.4 and the timestamp/date forms of §1.5. Used by the HTTP workers (responses,
  * cache keys) and the recompute workers (summaries). None of these functions can fail; they
  * abort on out-of-memory like every jbuf append.
@@ -20,34 +20,34 @@
  * of a valid UTF-8 sequence (textutil.h) as \ufffd. Everything else, U+007F included, is copied
  * raw. s may be NULL when len == 0.
  */
-void json_string(jbuf *b, const char *s, size_t len);
+void jout_string(jbuf *b, const char *s, size_t len);
 
-/* json_string of a NUL-terminated string. */
-void json_cstr(jbuf *b, const char *s);
+/* jout_string of a NUL-terminated string. */
+void jout_cstr(jbuf *b, const char *s);
 
 /*
  * Appends `"key":` for a key that needs no escaping (a literal member name of the contract).
  * The key is copied as is.
  */
-void json_key(jbuf *b, const char *key);
+void jout_key(jbuf *b, const char *key);
 
 /* Appends a decimal integer (full int64 range, no exponent). */
-void json_int(jbuf *b, int64_t v);
+void jout_int(jbuf *b, int64_t v);
 
 /* Appends true or false. */
-void json_bool(jbuf *b, bool v);
+void jout_bool(jbuf *b, bool v);
 
 /* Appends null. */
-void json_null(jbuf *b);
+void jout_null(jbuf *b);
 
 /*
  * Appends a quoted UTC timestamp "YYYY-MM-DDTHH:MM:SS[.f]Z" (API.md §1.5): the fraction has
  * trailing zeros removed and is left out (with its dot) when zero. nanos outside 0..999999999
  * is carried into the seconds. Years outside 0..9999 are written with more digits or a sign.
  */
-void json_timestamp(jbuf *b, int64_t unix_seconds, int32_t nanos);
+void jout_timestamp(jbuf *b, int64_t unix_seconds, int32_t nanos);
 
 /* Appends a quoted date "YYYY-MM-DD"; days counts from 1970-01-01 (see dates.h). */
-void json_date(jbuf *b, int32_t days);
+void jout_date(jbuf *b, int32_t days);
 
 #endif

@@ -11,15 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* jansson and json_out.h both declare json_string and json_null; only json_out's are used
- * here, so jansson's declarations are renamed out of the way. */
-#define json_string jansson_json_string_unused
-#define json_null   jansson_json_null_unused
-#include <jansson.h>
-#undef json_string
-#undef json_null
-
 #include "common/json_out.h"
+#include "common/json_sorted.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "server/http_app.h"
@@ -144,49 +137,17 @@ catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t l
 
 /* ---- ReportDefinition JSON --------------------------------------------------------------- */
 
-static int key_cmp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 int catalogue_filters_json(jbuf *b, const char *text, size_t len)
 {
-    json_error_t err;
-    json_t *obj = json_loadb(text, len, 0, &err);
-    if (obj == NULL || !json_is_object(obj)) {
-        json_decref(obj);
+    /* supported_filters is an object of string → string; keys come out in byte order. */
+    if (len == 0 || text[0] != '{')
         return -1;
-    }
-    size_t n = json_object_size(obj), i = 0;
-    const char **keys = xcalloc(n + 1, sizeof(*keys));
-    const char *key;
-    json_t *value;
-    json_object_foreach(obj, key, value) keys[i++] = key;
-    qsort(keys, n, sizeof(*keys), key_cmp);
-    jbuf_putc(b, '{');
-    for (i = 0; i < n; i++) {
-        if (i > 0)
-            jbuf_putc(b, ',');
-        json_cstr(b, keys[i]);
-        jbuf_putc(b, ':');
-        value = json_object_get(obj, keys[i]);
-        if (json_is_string(value)) {
-            json_string(b, json_string_value(value), json_string_length(value));
-        } else {
-            char *dump = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
-            jbuf_puts(b, dump != NULL ? dump : "null");
-            free(dump);
-        }
-    }
-    jbuf_putc(b, '}');
-    free(keys);
-    json_decref(obj);
-    return 0;
+    return jout_sorted(b, text, len);
 }
 
 static void put_text(jbuf *b, const PGresult *res, int row, int col)
 {
-    json_string(b, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+    jout_string(b, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
 }
 
 int catalogue_definition_json(jbuf *b, const PGresult *res, int row, int col)

@@ -77,7 +77,7 @@ void http_send_error(h2o_req_t *req, int status, const char *message)
     jbuf_puts(&b, "{\"error\":{\"code\":\"");
     jbuf_puts(&b, http_error_code(status));
     jbuf_puts(&b, "\",\"message\":");
-    json_string(&b, message, strlen(message));
+    jout_string(&b, message, strlen(message));
     jbuf_puts(&b, "}}");
     http_send_jbuf(req, status, &b);
 }

@@ -7,6 +7,7 @@
 
 #include "common/dates.h"
 #include "common/json_out.h"
+#include "common/json_sorted.h"
 #include "common/log.h"
 #include "common/params.h"
 #include "common/util.h"
@@ -47,8 +48,8 @@ static int put_string_col(jbuf *b, const char *key, const PGresult *res, int row
     size_t len;
     if (col_text(res, row, col, &s, &len) != 0)
         return -1;
-    json_key(b, key);
-    json_string(b, s, len);
+    jout_key(b, key);
+    jout_string(b, s, len);
     return 0;
 }
 
@@ -59,8 +60,8 @@ static int put_date_col(jbuf *b, const char *key, const PGresult *res, int row, 
     int32_t days;
     if (col_text(res, row, col, &s, &len) != 0 || date_parse(s, len, &days) != 0)
         return -1;
-    json_key(b, key);
-    json_date(b, days);
+    jout_key(b, key);
+    jout_date(b, days);
     return 0;
 }
 
@@ -75,14 +76,9 @@ static int put_timestamp_col(jbuf *b, const char *key, const PGresult *res, int 
     if (pgtime_parse(PQgetvalue(res, row, col), &sec, &nanos) != 0)
         return -1;
     jbuf_putc(b, ',');
-    json_key(b, key);
-    json_timestamp(b, sec, nanos);
+    jout_key(b, key);
+    jout_timestamp(b, sec, nanos);
     return 0;
-}
-
-void recompute_json_put_string(jbuf *b, const char *s, size_t len)
-{
-    json_string(b, s, len);
 }
 
 static int put_sorted_col(jbuf *b, const char *key, const PGresult *res, int row, int col)
@@ -91,8 +87,8 @@ static int put_sorted_col(jbuf *b, const char *key, const PGresult *res, int row
     size_t len;
     if (col_text(res, row, col, &s, &len) != 0)
         return -1;
-    json_key(b, key);
-    return recompute_json_sorted(b, s, len);
+    jout_key(b, key);
+    return jout_sorted(b, s, len);
 }
 
 /* ---- objects ---------------------------------------------------------------------------- */
@@ -126,16 +122,16 @@ int recompute_json_run(jbuf *b, const PGresult *res, int row, int col)
     if (col_int(res, row, col + 7, &attempts) != 0)
         goto bad;
     jbuf_putc(b, ',');
-    json_key(b, "attempts");
-    json_int(b, attempts);
+    jout_key(b, "attempts");
+    jout_int(b, attempts);
     if (put_timestamp_col(b, "requested_at", res, row, col + 8, 0) != 0 ||
         put_timestamp_col(b, "started_at", res, row, col + 9, 1) != 0 ||
         put_timestamp_col(b, "finished_at", res, row, col + 10, 1) != 0)
         goto bad;
     if (col_text(res, row, col + 11, &err, &err_len) == 0 && err_len > 0) {
         jbuf_putc(b, ',');
-        json_key(b, "error_message");
-        json_string(b, err, err_len);
+        jout_key(b, "error_message");
+        jout_string(b, err, err_len);
     }
     jbuf_putc(b, ',');
     if (put_sorted_col(b, "summary", res, row, col + 12) != 0)
@@ -155,8 +151,8 @@ int recompute_json_audit(jbuf *b, const PGresult *res, int row, int col)
     if (col_int(res, row, col, &id) != 0)
         goto bad;
     jbuf_putc(b, '{');
-    json_key(b, "id");
-    json_int(b, id);
+    jout_key(b, "id");
+    jout_int(b, id);
     jbuf_putc(b, ',');
     if (put_string_col(b, "actor", res, row, col + 1) != 0)
         goto bad;
@@ -168,8 +164,8 @@ int recompute_json_audit(jbuf *b, const PGresult *res, int row, int col)
         goto bad;
     if (col_text(res, row, col + 4, &rid, &rid_len) == 0 && rid_len > 0) {
         jbuf_putc(b, ',');
-        json_key(b, "resource_id");
-        json_string(b, rid, rid_len);
+        jout_key(b, "resource_id");
+        jout_string(b, rid, rid_len);
     }
     jbuf_putc(b, ',');
     if (put_sorted_col(b, "metadata", res, row, col + 5) != 0)
@@ -186,11 +182,11 @@ bad:
 void recompute_json_pagination(jbuf *b, int64_t limit, int64_t offset, int64_t total)
 {
     jbuf_puts(b, "\"meta\":{\"pagination\":{\"limit\":");
-    json_int(b, limit);
+    jout_int(b, limit);
     jbuf_puts(b, ",\"offset\":");
-    json_int(b, offset);
+    jout_int(b, offset);
     jbuf_puts(b, ",\"total\":");
-    json_int(b, total);
+    jout_int(b, total);
     jbuf_puts(b, "}}");
 }
 

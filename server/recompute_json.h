@@ -45,17 +45,6 @@ int recompute_json_run(jbuf *b, const PGresult *res, int row, int col);
  */
 int recompute_json_audit(jbuf *b, const PGresult *res, int row, int col);
 
-/*
- * Re-serialises the JSON text s[0..len) (e.g. jsonb output, whose object keys are ordered by
- * length first) compactly, with object keys in ascending byte order at every level and strings
- * written by json_string (API.md §1.4). Returns 0, or -1 when s is not JSON (b then holds
- * partial output).
- */
-int recompute_json_sorted(jbuf *b, const char *s, size_t len);
-
-/* json_string of common/json_out.h (API.md §1.4), callable from files that include jansson.h. */
-void recompute_json_put_string(jbuf *b, const char *s, size_t len);
-
 /* Appends "\"meta\":{\"pagination\":{\"limit\":L,\"offset\":O,\"total\":T}}". */
 void recompute_json_pagination(jbuf *b, int64_t limit, int64_t offset, int64_t total);
 

@@ -129,13 +129,13 @@ void report_query_rows_json(jbuf *b, report_shape shape, const PGresult *res)
         for (int c = 0; members[c] != NULL; c++) {
             if (c > 0)
                 jbuf_putc(b, ',');
-            json_key(b, members[c]);
+            jout_key(b, members[c]);
             const char *v = PQgetvalue(res, r, c);
             size_t len = (size_t)PQgetlength(res, r, c);
             if (strcmp(members[c], "event_count") == 0)
                 jbuf_append(b, v, len); /* bigint text: a plain JSON integer */
             else
-                json_string(b, v, len);
+                jout_string(b, v, len);
         }
         jbuf_putc(b, '}');
     }

@@ -29,10 +29,10 @@ static void health_respond(health_check *h, int redis_ok)
     jbuf_puts(&b, "{\"data\":{\"status\":");
     jbuf_puts(&b, ok ? "\"ok\"" : "\"degraded\"");
     jbuf_puts(&b, ",\"service\":\"pg-analytics-service\",\"version\":");
-    json_string(&b, h->app->cfg->app_version, strlen(h->app->cfg->app_version));
+    jout_string(&b, h->app->cfg->app_version, strlen(h->app->cfg->app_version));
     jbuf_puts(&b, ",\"timestamp\":");
     int64_t now = clock_realtime_ns();
-    json_timestamp(&b, now / 1000000000, (int32_t)(now % 1000000000));
+    jout_timestamp(&b, now / 1000000000, (int32_t)(now % 1000000000));
     jbuf_puts(&b, ",\"dependencies\":{\"postgres\":");
     jbuf_puts(&b, h->postgres_ok ? "\"ok\"" : "\"unavailable\"");
     jbuf_puts(&b, ",\"redis\":");

@@ -124,15 +124,15 @@ static void send_fresh(run_state *s, report_shape shape, const PGresult *res, in
     jbuf_puts(&b, "{\"data\":");
     size_t data_start = b.len;
     jbuf_puts(&b, "{\"report_slug\":");
-    json_string(&b, s->slug, s->slug_len);
+    jout_string(&b, s->slug, s->slug_len);
     jbuf_puts(&b, ",\"window\":");
-    json_cstr(&b, s->window);
+    jout_cstr(&b, s->window);
     jbuf_puts(&b, ",\"date_from\":");
-    json_date(&b, s->date_from);
+    jout_date(&b, s->date_from);
     jbuf_puts(&b, ",\"date_to\":");
-    json_date(&b, s->date_to);
+    jout_date(&b, s->date_to);
     jbuf_puts(&b, ",\"generated_at\":");
-    json_timestamp(&b, now / 1000000000, (int32_t)(now % 1000000000));
+    jout_timestamp(&b, now / 1000000000, (int32_t)(now % 1000000000));
     jbuf_puts(&b, ",\"rows\":");
     int rows = 0;
     if (res != NULL) {
@@ -142,9 +142,9 @@ static void send_fresh(run_state *s, report_shape shape, const PGresult *res, in
         jbuf_puts(&b, "[]");
     }
     jbuf_puts(&b, ",\"cache_hit\":false,\"row_count\":");
-    json_int(&b, rows);
+    jout_int(&b, rows);
     jbuf_puts(&b, ",\"execution_ms\":");
-    json_int(&b, exec_ms);
+    jout_int(&b, exec_ms);
     jbuf_puts(&b, ",\"source_system\":\"postgres\"}");
     size_t data_end = b.len;
     jbuf_puts(&b, ",\"meta\":{\"cache_hit\":false}}");

@@ -86,11 +86,11 @@ static void send_list(h2o_req_t *req, const PGresult *res, int64_t limit, int64_
         }
     }
     jbuf_puts(&b, "],\"meta\":{\"pagination\":{\"limit\":");
-    json_int(&b, limit);
+    jout_int(&b, limit);
     jbuf_puts(&b, ",\"offset\":");
-    json_int(&b, offset);
+    jout_int(&b, offset);
     jbuf_puts(&b, ",\"total\":");
-    json_int(&b, total);
+    jout_int(&b, total);
     jbuf_puts(&b, "}}}");
     http_send_jbuf(req, 200, &b);
 }

@@ -83,8 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     jbuf_init(&ref);
     jbuf_init(&want);
     jbuf_putc(&out, 'x'); /* appending must keep what is already there */
-    json_string(&out, (const char *)data, size);
-    FUZZ_CHECK(out.data[0] == 'x', "json_string overwrote the buffer");
+    jout_string(&out, (const char *)data, size);
+    FUZZ_CHECK(out.data[0] == 'x', "jout_string overwrote the buffer");
     const unsigned char *o = (const unsigned char *)out.data + 1;
     size_t olen = out.len - 1;
 

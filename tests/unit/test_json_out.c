@@ -139,15 +139,15 @@ static void test_json_string_table(void **state)
     for (size_t i = 0; i < sizeof(string_cases) / sizeof(string_cases[0]); i++) {
         const struct str_case *c = &string_cases[i];
         jbuf_reset(&b);
-        json_string(&b, c->in, c->len);
+        jout_string(&b, c->in, c->len);
         if (b.len != strlen(c->want) || memcmp(b.data, c->want, b.len) != 0)
             fail_msg("case %zu: got [%s] want [%s]", i, b.data, c->want);
     }
     /* Appends after existing content, NULL with length 0, json_cstr. */
     jbuf_reset(&b);
     jbuf_puts(&b, "x=");
-    json_string(&b, NULL, 0);
-    json_cstr(&b, "<");
+    jout_string(&b, NULL, 0);
+    jout_cstr(&b, "<");
     assert_string_equal(b.data, "x=\"\"\"\\u003c\"");
     jbuf_free(&b);
 }
@@ -172,7 +172,7 @@ static void test_json_string_long_runs(void **state)
             jbuf_putc(&want, in[i]);
     }
     jbuf_putc(&want, '"');
-    json_string(&got, in, n);
+    jout_string(&got, in, n);
     assert_int_equal(got.len, want.len);
     assert_memory_equal(got.data, want.data, want.len);
     free(in);
@@ -185,23 +185,23 @@ static void test_json_scalars(void **state)
     (void)state;
     jbuf b;
     jbuf_init(&b);
-    json_int(&b, 0);
+    jout_int(&b, 0);
     jbuf_putc(&b, ',');
-    json_int(&b, 42);
+    jout_int(&b, 42);
     jbuf_putc(&b, ',');
-    json_int(&b, -7);
+    jout_int(&b, -7);
     jbuf_putc(&b, ',');
-    json_int(&b, INT64_MAX);
+    jout_int(&b, INT64_MAX);
     jbuf_putc(&b, ',');
-    json_int(&b, INT64_MIN);
+    jout_int(&b, INT64_MIN);
     jbuf_putc(&b, ',');
-    json_bool(&b, true);
+    jout_bool(&b, true);
     jbuf_putc(&b, ',');
-    json_bool(&b, false);
+    jout_bool(&b, false);
     jbuf_putc(&b, ',');
-    json_null(&b);
+    jout_null(&b);
     jbuf_putc(&b, ',');
-    json_key(&b, "limit");
+    jout_key(&b, "limit");
     assert_string_equal(b.data, "0,42,-7,9223372036854775807,-9223372036854775808,true,false,"
                                 "null,\"limit\":");
     jbuf_free(&b);
@@ -238,7 +238,7 @@ static void test_json_timestamp(void **state)
     jbuf_init(&b);
     for (size_t i = 0; i < sizeof(ts_cases) / sizeof(ts_cases[0]); i++) {
         jbuf_reset(&b);
-        json_timestamp(&b, ts_cases[i].sec, ts_cases[i].nanos);
+        jout_timestamp(&b, ts_cases[i].sec, ts_cases[i].nanos);
         if (strcmp(b.data, ts_cases[i].want) != 0)
             fail_msg("case %zu: got %s want %s", i, b.data, ts_cases[i].want);
     }
@@ -250,11 +250,11 @@ static void test_json_date(void **state)
     (void)state;
     jbuf b;
     jbuf_init(&b);
-    json_date(&b, 0);
-    json_date(&b, 20526);
-    json_date(&b, 19782);
-    json_date(&b, -719162);
-    json_date(&b, 2932896);
+    jout_date(&b, 0);
+    jout_date(&b, 20526);
+    jout_date(&b, 19782);
+    jout_date(&b, -719162);
+    jout_date(&b, 2932896);
     assert_string_equal(b.data, "\"1970-01-01\"\"2026-03-14\"\"2024-02-29\"\"0001-01-01\""
                                 "\"9999-12-31\"");
     jbuf_free(&b);

@@ -1,12 +1,11 @@
 /*
- * server/recompute_json_sorted.c: recompute_json_sorted (see recompute_json.h), the part of the
- * RecomputeRun/AuditEntry writers that parses jsonb text with jansson. Runs in the HTTP workers.
- *
- * Kept apart from recompute_json.c because jansson.h and common/json_out.h both declare
- * json_string and json_null (with different signatures), so no file can include both; strings
- * are therefore written through recompute_json_put_string.
+ * common/json_sorted.c: re-emits JSON text (jsonb output from PostgreSQL) with object keys in
+ * byte order at every level (API.md §1.4: objects whose keys are data), strings through
+ * jout_string. Runs in the HTTP workers.
  */
-#include "server/recompute_json.h"
+#include "common/json_sorted.h"
+
+#include "common/json_out.h"
 
 #include "common/util.h"
 
@@ -47,7 +46,7 @@ static void write_sorted(jbuf *b, json_t *v)
         for (size_t k = 0; k < i; k++) {
             if (k > 0)
                 jbuf_putc(b, ',');
-            recompute_json_put_string(b, keys[k].key, keys[k].len);
+            jout_string(b, keys[k].key, keys[k].len);
             jbuf_putc(b, ':');
             write_sorted(b, keys[k].value);
         }
@@ -65,7 +64,7 @@ static void write_sorted(jbuf *b, json_t *v)
         jbuf_putc(b, ']');
         break;
     case JSON_STRING:
-        recompute_json_put_string(b, json_string_value(v), json_string_length(v));
+        jout_string(b, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
         jbuf_printf(b, "%lld", (long long)json_integer_value(v));
@@ -85,7 +84,7 @@ static void write_sorted(jbuf *b, json_t *v)
     }
 }
 
-int recompute_json_sorted(jbuf *b, const char *s, size_t len)
+int jout_sorted(jbuf *b, const char *s, size_t len)
 {
     json_error_t err;
     json_t *v = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
