@@ -55,6 +55,10 @@ const char *http_error_code(int status)
 
 void http_send_body(h2o_req_t *req, int status, const char *body, size_t len)
 {
+    /* A request is answered once: after the write timeout answered it (http_worker.c), a late
+     * handler callback must not start a second response. */
+    if (req->res.status != 0)
+        return;
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     req->res.content_length = len;

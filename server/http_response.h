@@ -11,7 +11,8 @@
 #include "common/jbuf.h"
 
 /* Sends status + body (exactly as given) with Content-Type: application/json and a
- * Content-Length; HEAD requests get the same headers without the body (h2o drops it). */
+ * Content-Length; HEAD requests get the same headers without the body (h2o drops it).
+ * Does nothing if the request was already answered (res.status set). */
 void http_send_body(h2o_req_t *req, int status, const char *body, size_t len);
 
 /* Appends the final "\n" to b, sends it as the body and frees b. */

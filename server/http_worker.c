@@ -76,14 +76,16 @@ static void on_write_deadline(h2o_timeout_entry_t *entry)
     struct sockaddr_storage peer;
     socklen_t len = d->req->conn->callbacks->get_peername(d->req->conn, (struct sockaddr *)&peer);
     log_warn("HTTP_WRITE_TIMEOUT expired; closing the connection");
-    /* The peer sees the connection closed; h2o notices at its next I/O and frees the request,
-     * which cancels pending work through each handler's dispose hook. */
+    /* Shut the socket down so the peer sees the connection close, then answer: the write fails,
+     * h2o closes the connection and frees the request, and the handler's dispose hook cancels
+     * its pending work. A late handler answer is ignored (http_send_body answers once). */
     for (http_conn *c = worker->conns; c != NULL && len != 0; c = c->next) {
         if (c->peer_len == len && memcmp(&c->peer, &peer, len) == 0) {
             shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
             break;
         }
     }
+    http_send_error(d->req, 500, "internal error");
 }
 
 static void on_write_deadline_dispose(void *p)

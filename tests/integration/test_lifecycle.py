@@ -5,6 +5,7 @@ the test Redis: process titles, crash replacement under traffic, back-off, grace
 master death, configuration errors and the sd_notify protocol (CONFIG.md §5, issue 3).
 """
 
+import http.client
 import os
 import signal
 import socket
@@ -189,6 +190,35 @@ def test_port_in_use_exits_one():
         assert "cannot listen" in svc.logs()
 
 
+def test_write_timeout_closes_a_stuck_request():
+    """HTTP_WRITE_TIMEOUT (CONFIG.md §5.2): a request whose answer is not complete in time gets
+    its connection closed without a response; the worker keeps serving others."""
+    svc = adtest.Service(DB, HTTP_WORKERS=1, HTTP_WRITE_TIMEOUT="1s").start()
+    locker = subprocess.Popen(
+        ["psql", DB.conninfo, "-X", "-q", "-c",
+         "BEGIN; LOCK TABLE metric_snapshots IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30);"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert adtest.wait_until(lambda: adtest.psql(DB.conninfo, "SELECT count(*) FROM pg_locks "
+                                 "WHERE relation = 'metric_snapshots'::regclass AND granted "
+                                 "AND mode = 'AccessExclusiveLock'")[0][0] == "1", 10)
+        start = time.time()
+        try:
+            status, _, _ = svc.request("GET", "/api/v1/reports/top-entities/run?limit=7",
+                                       timeout=10)
+            raise AssertionError("got a response (%d) from a stuck request" % status)
+        except (ConnectionError, http.client.HTTPException):
+            pass
+        took = time.time() - start
+        assert 0.9 <= took <= 3.0, took
+        assert svc.request("GET", "/api/v1/health")[0] in (200, 503)
+        assert len(svc.pids("http worker")) == 1
+    finally:
+        locker.kill()
+        locker.wait()
+        assert svc.stop() == 0, svc.logs()
+
+
 def test_notify_protocol():
     path = "/tmp/analyticsd-notify-%d.sock" % os.getpid()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -225,13 +255,14 @@ def test_notify_protocol():
 
 
 if __name__ == "__main__":
-    DB = adtest.ScratchDatabase(seed=False)
+    DB = adtest.ScratchDatabase(seed=True)
     try:
         adtest.run([test_process_titles_show_roles, test_killed_http_worker_is_replaced_under_traffic,
                     test_repeated_crashes_back_off_and_master_survives,
                     test_sigterm_lets_in_flight_request_finish_and_exits_zero,
                     test_sighup_replaces_http_workers_without_refusing,
                     test_children_exit_when_master_is_killed, test_configuration_error_exits_one_with_message,
-                    test_port_in_use_exits_one, test_notify_protocol])
+                    test_port_in_use_exits_one, test_write_timeout_closes_a_stuck_request,
+                    test_notify_protocol])
     finally:
         DB.drop()
