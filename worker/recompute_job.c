@@ -65,14 +65,14 @@ static void *watcher_main(void *arg)
             int expected = CUT_NONE;
             atomic_compare_exchange_strong(
                 &w->cut, &expected, shutdown_cut <= deadline_cut ? CUT_SHUTDOWN : CUT_DEADLINE);
-            char err[256];
-            if (!PQcancel(w->cancel, err, sizeof(err)))
-                log_warn("run %s: cancel request failed: %s", w->run_id, err);
-            else if (!sent)
+            if (!sent)
                 log_warn("run %s: cancelling the rebuild (%s)", w->run_id,
                          atomic_load(&w->cut) == CUT_SHUTDOWN ? "shutdown grace ran out"
                                                               : "job deadline passed");
             sent = 1;
+            char err[256];
+            if (!PQcancel(w->cancel, err, sizeof(err)))
+                log_warn("run %s: cancel request failed: %s", w->run_id, err);
             timeout_ms = JOB_CANCEL_REPEAT_MS;
         } else {
             timeout_ms = (int)((cut_at - now) / 1000000) + 1;
