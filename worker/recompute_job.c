@@ -31,8 +31,8 @@
 #define JOB_DEADLINE_SLACK_NS   200000000LL /* client-side cancel this long after the deadline */
 #define JOB_CANCEL_REPEAT_MS    200
 #define JOB_TIMEOUT_FUZZ_NS     100000000LL /* an error this close to the deadline is a timeout */
-#define JOB_SHUTDOWN_MARGIN_MIN 100000000LL /* keep this much of the grace for the rollback */
-#define JOB_SHUTDOWN_MARGIN_MAX 1000000000LL
+#define JOB_SHUTDOWN_MARGIN_MIN 200000000LL /* keep this much of the grace for the rollback */
+#define JOB_SHUTDOWN_MARGIN_MAX 2000000000LL
 
 enum { CUT_NONE = 0, CUT_DEADLINE, CUT_SHUTDOWN };
 
@@ -91,7 +91,7 @@ static int watcher_start(job_watcher *w, const recompute_job_env *env, PGconn *c
     w->run_id = run_id;
     w->deadline_at = atomic_load(&env->slot->busy_until_ns);
     int64_t grace = env->cfg->http_shutdown_timeout_ns;
-    int64_t margin = grace / 10;
+    int64_t margin = grace / 5;
     if (margin < JOB_SHUTDOWN_MARGIN_MIN)
         margin = JOB_SHUTDOWN_MARGIN_MIN;
     if (margin > JOB_SHUTDOWN_MARGIN_MAX)
