@@ -335,6 +335,23 @@ def test_full_queue_drains():
         stop_clean(svc)
 
 
+def test_run_completes_while_redis_is_down():
+    recpipe.reset(DB)
+    port = adtest.free_port()  # nothing listens there: Redis stays untrusted
+    svc = adtest.Service(DB, RECOMPUTE_WORKERS=1, REDIS_URL="redis://127.0.0.1:%d/0" % port).start()
+    try:
+        f, t = recpipe.day(DB, -20), recpipe.day(DB, -18)
+        run_id = recpipe.insert_run(DB, "status-counts", "week", f, t)
+        recpipe.wait_status(DB, run_id, "completed", 10)
+        monday = DB.sql("SELECT to_char(date_trunc('week', '%s'::date), 'YYYY-MM-DD'),"
+                        " to_char(date_trunc('week', '%s'::date) + interval '7 days', 'YYYY-MM-DD')"
+                        % (f, t))[0]
+        check_completed(run_id, "status-counts", "week", monday[0], monday[1])
+        assert "version bump" not in svc.logs(), "no INCR may be tried while Redis is untrusted"
+    finally:
+        stop_clean(svc)
+
+
 if __name__ == "__main__":
     DB = adtest.ScratchDatabase()
     try:
@@ -344,6 +361,6 @@ if __name__ == "__main__":
                     test_graceful_shutdown_returns_held_run_to_pending,
                     test_quick_job_finishes_during_shutdown,
                     test_restart_recovers_pending_and_running_runs, test_unsupported_report_fails,
-                    test_full_queue_drains])
+                    test_full_queue_drains, test_run_completes_while_redis_is_down])
     finally:
         DB.drop()
