@@ -1,12 +1,17 @@
 /*
  * worker/supervisor.c: the supervisor process (forked by the master, one per service).
  *
- * Once a second it refreshes its heartbeat and, while Redis is untrusted, runs the recovery
- * bump of DATA.md §7.6: INCR report:version:{slug} for every report definition; when all
- * succeed, Redis becomes trusted for every process. The first pass happens before the master
- * starts the HTTP workers (startup_done in shared state).
- * It blocks freely: it serves no requests. Its sessions use application_name role
- * "supervisor".
+ * It blocks freely (it serves no requests) and ticks every 100 ms:
+ *   - Redis recovery bump (DATA.md §7.6): while Redis is untrusted, at most once a second,
+ *     INCR report:version:{slug} for every report definition; when all succeed, Redis becomes
+ *     trusted for every process.
+ *   - Orphan scan (§6.9): at startup, as soon as shstate->worker_exits changes (the master
+ *     counts every recompute worker exit), and every 10 s. A killed worker's backend may need up
+ *     to a second to notice its client is gone, so after an exit the scan is repeated every
+ *     second for a few seconds while some running run's lock is still held.
+ *   - Dispatch refill (§6.8): at startup and every second (cheap when the ring is full).
+ * First pass order: bump, orphan scan, refill; then startup_done lets the master start the
+ * HTTP workers. Its sessions use application_name role "supervisor". Design: worker/README.md.
  */
 #include "worker/supervisor.h"
 
@@ -16,29 +21,41 @@
 #include "common/shstate.h"
 #include "common/util.h"
 #include "server/exitcodes.h"
+#include "worker/runstore.h"
 #include "worker/stopsignal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define SUPERVISOR_TICK_MS 1000
+#define SUPERVISOR_TICK_MS       100
+#define SUPERVISOR_SECOND_NS     1000000000LL
+#define SUPERVISOR_SCAN_EVERY_NS 10000000000LL /* CONFIG.md §4 */
+#define SUPERVISOR_AFTER_EXIT_NS 5000000000LL  /* keep rescanning this long after an exit */
+#define SUPERVISOR_RECONNECT_NS  1000000000LL
 
 typedef struct supervisor {
     const config *cfg;
     ring_t *ring;
     int slot;
     PGconn *pg;
+    int64_t last_connect_ns;
 } supervisor;
 
-/* Returns the connection, reconnecting if it was lost; NULL if PostgreSQL is unreachable. */
+/* Returns the connection, reconnecting (at most once a second) if it was lost; NULL if
+ * PostgreSQL is unreachable. */
 static PGconn *supervisor_pg(supervisor *s)
 {
     if (s->pg != NULL && PQstatus(s->pg) != CONNECTION_OK) {
+        log_warn("database session lost; reconnecting");
         PQfinish(s->pg);
         s->pg = NULL;
     }
-    if (s->pg == NULL)
+    int64_t now = clock_monotonic_ns();
+    if (s->pg == NULL &&
+        (s->last_connect_ns == 0 || now - s->last_connect_ns >= SUPERVISOR_RECONNECT_NS)) {
+        s->last_connect_ns = now;
         s->pg = pgsession_connect(s->cfg->database_url, "supervisor");
+    }
     return s->pg;
 }
 
@@ -71,20 +88,111 @@ static int recovery_bump(supervisor *s)
     return ok ? 0 : -1;
 }
 
+/* One orphan: lock held by the caller. Returns 0, or -1 on a database error. */
+static int recover_one(supervisor *s, const char *id)
+{
+    runstore_run run;
+    int exhausted = 0;
+    runstore_status st =
+        runstore_recover_orphan(s->pg, id, s->cfg->recompute_max_attempts, &run, &exhausted);
+    if (st == RUNSTORE_OK && exhausted) {
+        log_warn("run %s failed: %s (%s %s %s..%s, %d attempts)", run.id, RUNSTORE_ERR_CRASHED,
+                 run.report_slug, run.window, run.date_from, run.date_to, run.attempts);
+        runstore_release_scope_lock(s->cfg, &run);
+    } else if (st == RUNSTORE_OK) {
+        log_warn("run %s was orphaned after attempt %d; returned to pending", run.id, run.attempts);
+    }
+    int unlocked = runstore_unlock(s->pg, id);
+    return st == RUNSTORE_DB_ERROR || unlocked != 0 ? -1 : 0;
+}
+
+/*
+ * §6.9 orphan scan. Returns the number of running runs whose ownership lock is held elsewhere
+ * (a live worker, or a dead one whose backend has not noticed yet), or -1 on a database error.
+ */
+static int orphan_scan(supervisor *s)
+{
+    if (supervisor_pg(s) == NULL)
+        return -1;
+    PGresult *res = pgsession_exec(s->pg, "orphan scan",
+                                   "SELECT id::text FROM recompute_runs WHERE status = 'running'"
+                                   " ORDER BY started_at, id",
+                                   0, NULL);
+    if (res == NULL)
+        return -1;
+    int held = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *id = PQgetvalue(res, i, 0);
+        int locked = runstore_try_lock(s->pg, id);
+        if (locked < 0) {
+            held = -1;
+            break;
+        }
+        if (locked == 0) {
+            held++;
+            continue;
+        }
+        if (recover_one(s, id) != 0) {
+            held = -1;
+            break;
+        }
+    }
+    PQclear(res);
+    return held;
+}
+
+static void refill(supervisor *s)
+{
+    if (ring_free_slots(s->ring) == 0 || supervisor_pg(s) == NULL)
+        return;
+    runstore_refill(s->pg, s->ring);
+}
+
 int supervisor_main(const config *cfg, ring_t *ring, int slot)
 {
-    supervisor s = {cfg, ring, slot, NULL};
+    supervisor s = {cfg, ring, slot, NULL, 0};
     int stopfd = stopsignal_open();
     if (stopfd < 0)
         return EXIT_CHILD_CRASHED;
-    atomic_store(&shstate_global->slots[slot].ready, 1);
-    for (;;) {
-        atomic_store(&shstate_global->slots[slot].heartbeat_ns, clock_monotonic_ns());
-        if (!shstate_redis_trusted())
-            recovery_bump(&s);
-        atomic_store(&shstate_global->startup_done, 1);
-        if (stopsignal_wait(stopfd, SUPERVISOR_TICK_MS))
-            break;
+    shstate_slot *me = &shstate_global->slots[slot];
+    atomic_store(&me->ready, 1);
+
+    /* First pass (CONFIG.md §5.1 steps 5–6): bump, orphans, dispatch. */
+    uint64_t exits_seen = atomic_load(&shstate_global->worker_exits);
+    if (!shstate_redis_trusted())
+        recovery_bump(&s);
+    int held = orphan_scan(&s);
+    refill(&s);
+    atomic_store(&shstate_global->startup_done, 1);
+
+    int64_t now = clock_monotonic_ns();
+    int64_t last_second = now, last_scan = now, rescan_until = 0;
+    while (!stopsignal_wait(stopfd, SUPERVISOR_TICK_MS)) {
+        now = clock_monotonic_ns();
+        atomic_store(&me->heartbeat_ns, now);
+        int scan = 0;
+        uint64_t exits = atomic_load(&shstate_global->worker_exits);
+        if (exits != exits_seen) {
+            exits_seen = exits;
+            rescan_until = now + SUPERVISOR_AFTER_EXIT_NS;
+            scan = 1;
+        }
+        int second = now - last_second >= SUPERVISOR_SECOND_NS;
+        if (second && now < rescan_until && held != 0)
+            scan = 1;
+        if (now - last_scan >= SUPERVISOR_SCAN_EVERY_NS)
+            scan = 1;
+        if (scan) {
+            held = orphan_scan(&s);
+            last_scan = now;
+        }
+        if (second) {
+            last_second = now;
+            if (!shstate_redis_trusted())
+                recovery_bump(&s);
+        }
+        if (second || scan)
+            refill(&s);
     }
     PQfinish(s.pg);
     return EXIT_CHILD_STOPPED;

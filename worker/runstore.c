@@ -1,0 +1,269 @@
+/*
+ * worker/runstore.c: run state changes, audit entries, scope lock release, version bump and
+ * dispatch refill (see runstore.h). Runs in the recompute workers and the supervisor.
+ */
+#include "worker/runstore.h"
+
+#include "common/log.h"
+#include "common/pgsession.h"
+#include "common/dates.h"
+#include "common/redissync.h"
+#include "common/scopelock.h"
+#include "common/shstate.h"
+#include "common/util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RUNSTORE_PUSH_LOCK_MS 100
+
+/* Columns every RETURNING below yields, in runstore_read order. */
+#define RUNSTORE_RUN_COLUMNS                                                                       \
+    "id::text, report_slug, window_name, to_char(date_from, 'YYYY-MM-DD'), "                       \
+    "to_char(date_to, 'YYYY-MM-DD'), attempts"
+
+static const char lock_sql[] =
+    "SELECT pg_try_advisory_lock(hashtextextended('recompute:run:' || $1, 0))";
+static const char unlock_sql[] =
+    "SELECT pg_advisory_unlock(hashtextextended('recompute:run:' || $1, 0))";
+
+static const char claim_sql[] =
+    "UPDATE recompute_runs SET status = 'running', started_at = now(), attempts = attempts + 1"
+    " WHERE id = $1::uuid AND status = 'pending' RETURNING " RUNSTORE_RUN_COLUMNS;
+
+static const char fail_sql[] =
+    "WITH u AS (UPDATE recompute_runs SET status = 'failed', finished_at = now(),"
+    " error_message = $2 WHERE id = $1::uuid AND status = 'running'"
+    " RETURNING id, report_slug, window_name)"
+    " INSERT INTO audit_entries (actor, action, resource_type, resource_id, metadata)"
+    " SELECT 'recompute-worker', 'recompute.failed', 'recompute_run', id::text,"
+    " jsonb_build_object('error', $2::text, 'report_slug', report_slug, 'window', window_name)"
+    " FROM u RETURNING id";
+
+static const char complete_sql[] =
+    "WITH u AS (UPDATE recompute_runs SET status = 'completed', finished_at = now(),"
+    " error_message = NULL, summary = $2::jsonb WHERE id = $1::uuid AND status = 'running'"
+    " RETURNING id, report_slug, window_name)"
+    " INSERT INTO audit_entries (actor, action, resource_type, resource_id, metadata)"
+    " SELECT 'recompute-worker', 'recompute.completed', 'recompute_run', id::text,"
+    " jsonb_build_object('bucket_count', $3::bigint, 'report_slug', report_slug,"
+    " 'rows_deleted', $4::bigint, 'rows_inserted', $5::bigint, 'window', window_name)"
+    " FROM u RETURNING id";
+
+static const char interrupted_sql[] =
+    "UPDATE recompute_runs SET status = 'pending', started_at = NULL,"
+    " attempts = GREATEST(attempts - 1, 0) WHERE id = $1::uuid AND status = 'running'"
+    " RETURNING id";
+
+/* In UPDATE … SET, `attempts` is the value before the update. */
+static const char orphan_sql[] =
+    "WITH u AS (UPDATE recompute_runs SET"
+    " status = CASE WHEN attempts < $2::int THEN 'pending' ELSE 'failed' END,"
+    " started_at = CASE WHEN attempts < $2::int THEN NULL ELSE started_at END,"
+    " finished_at = CASE WHEN attempts < $2::int THEN finished_at ELSE now() END,"
+    " error_message = CASE WHEN attempts < $2::int THEN error_message"
+    " ELSE '" RUNSTORE_ERR_CRASHED "' END"
+    " WHERE id = $1::uuid AND status = 'running' RETURNING *),"
+    " a AS (INSERT INTO audit_entries (actor, action, resource_type, resource_id, metadata)"
+    " SELECT 'recompute-worker', 'recompute.failed', 'recompute_run', id::text,"
+    " jsonb_build_object('error', '" RUNSTORE_ERR_CRASHED "', 'report_slug', report_slug,"
+    " 'window', window_name) FROM u WHERE status = 'failed' RETURNING 1)"
+    " SELECT " RUNSTORE_RUN_COLUMNS ", status FROM u";
+
+static const char pending_sql[] = "SELECT id::text FROM recompute_runs WHERE status = 'pending'"
+                                  " ORDER BY requested_at, id LIMIT $1::int";
+
+static void runstore_read(PGresult *res, runstore_run *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
+    snprintf(out->report_slug, sizeof(out->report_slug), "%s", PQgetvalue(res, 0, 1));
+    snprintf(out->window, sizeof(out->window), "%s", PQgetvalue(res, 0, 2));
+    snprintf(out->date_from, sizeof(out->date_from), "%s", PQgetvalue(res, 0, 3));
+    snprintf(out->date_to, sizeof(out->date_to), "%s", PQgetvalue(res, 0, 4));
+    out->attempts = atoi(PQgetvalue(res, 0, 5));
+}
+
+/* Runs a statement whose RETURNING yields at most one row: OK (1 row) / NOT_FOUND / ERROR. */
+static runstore_status exec_one(PGconn *conn, const char *what, const char *sql, int n,
+                                const char *const *params, PGresult **keep)
+{
+    PGresult *res = pgsession_exec(conn, what, sql, n, params);
+    if (res == NULL)
+        return RUNSTORE_DB_ERROR;
+    runstore_status st = PQntuples(res) > 0 ? RUNSTORE_OK : RUNSTORE_NOT_FOUND;
+    if (keep != NULL && st == RUNSTORE_OK)
+        *keep = res;
+    else
+        PQclear(res);
+    return st;
+}
+
+static int lock_call(PGconn *conn, const char *what, const char *sql, const char *run_id)
+{
+    const char *params[1] = {run_id};
+    PGresult *res = pgsession_exec(conn, what, sql, 1, params);
+    if (res == NULL)
+        return -1;
+    int got = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return got;
+}
+
+int runstore_try_lock(PGconn *conn, const char *run_id)
+{
+    return lock_call(conn, "ownership lock", lock_sql, run_id);
+}
+
+int runstore_unlock(PGconn *conn, const char *run_id)
+{
+    int rc = lock_call(conn, "ownership unlock", unlock_sql, run_id);
+    if (rc == 0)
+        log_warn("ownership lock of run %s was not held by this session", run_id);
+    return rc < 0 ? -1 : 0;
+}
+
+runstore_status runstore_claim(PGconn *conn, const char *run_id, runstore_run *out)
+{
+    const char *params[1] = {run_id};
+    PGresult *res = NULL;
+    runstore_status st = exec_one(conn, "claim run", claim_sql, 1, params, &res);
+    if (st == RUNSTORE_OK) {
+        runstore_read(res, out);
+        PQclear(res);
+    }
+    return st;
+}
+
+runstore_status runstore_fail(PGconn *conn, const runstore_run *run, const char *message)
+{
+    const char *params[2] = {run->id, message};
+    return exec_one(conn, "mark run failed", fail_sql, 2, params, NULL);
+}
+
+runstore_status runstore_complete(PGconn *conn, const runstore_run *run,
+                                  const rebuild_summary *summary)
+{
+    char *json = rebuild_summary_json(summary);
+    char b[24], d[24], i[24];
+    snprintf(b, sizeof(b), "%" PRId64, summary->bucket_count);
+    snprintf(d, sizeof(d), "%" PRId64, summary->rows_deleted);
+    snprintf(i, sizeof(i), "%" PRId64, summary->rows_inserted);
+    const char *params[5] = {run->id, json, b, d, i};
+    runstore_status st = exec_one(conn, "mark run completed", complete_sql, 5, params, NULL);
+    free(json);
+    return st;
+}
+
+runstore_status runstore_return_interrupted(PGconn *conn, const char *run_id)
+{
+    const char *params[1] = {run_id};
+    return exec_one(conn, "return interrupted run to pending", interrupted_sql, 1, params, NULL);
+}
+
+runstore_status runstore_recover_orphan(PGconn *conn, const char *run_id, int max_attempts,
+                                        runstore_run *out, int *exhausted)
+{
+    char max[16];
+    snprintf(max, sizeof(max), "%d", max_attempts);
+    const char *params[2] = {run_id, max};
+    PGresult *res = NULL;
+    *exhausted = 0;
+    runstore_status st = exec_one(conn, "recover orphaned run", orphan_sql, 2, params, &res);
+    if (st == RUNSTORE_OK) {
+        runstore_read(res, out);
+        *exhausted = strcmp(PQgetvalue(res, 0, 6), "failed") == 0;
+        PQclear(res);
+    }
+    return st;
+}
+
+int runstore_release_scope_lock(const config *cfg, const runstore_run *run)
+{
+    if (!shstate_redis_trusted())
+        return 0;
+    int32_t from, to;
+    if (date_parse(run->date_from, strlen(run->date_from), &from) != 0 ||
+        date_parse(run->date_to, strlen(run->date_to), &to) != 0) {
+        log_error("scope lock release for run %s: bad dates %s..%s", run->id, run->date_from,
+                  run->date_to);
+        return -1;
+    }
+    char key[256];
+    scopelock_key(key, sizeof(key), run->report_slug, run->window, from, to);
+    redisContext *rc = redissync_connect(&cfg->redis);
+    if (rc == NULL)
+        return -1;
+    const char *argv[] = {"EVAL", SCOPELOCK_RELEASE_LUA, "1", key, run->id};
+    redisReply *r = redissync_command(&rc, 5, argv, NULL);
+    int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+    if (r != NULL && !ok)
+        log_warn("scope lock release for run %s rejected: %s", run->id,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    else if (r == NULL)
+        log_warn("scope lock release for run %s failed: redis unreachable", run->id);
+    if (r != NULL)
+        freeReplyObject(r);
+    if (rc != NULL)
+        redisFree(rc);
+    return ok ? 0 : -1;
+}
+
+int runstore_bump_version(const config *cfg, const char *report_slug)
+{
+    if (!shstate_redis_trusted())
+        return 1;
+    redisContext *rc = redissync_connect(&cfg->redis);
+    if (rc == NULL) {
+        log_warn("version bump of %s skipped: redis unreachable", report_slug);
+        return -1;
+    }
+    char *key = xasprintf("report:version:%s", report_slug);
+    const char *argv[] = {"INCR", key};
+    redisReply *r = redissync_command(&rc, 2, argv, NULL);
+    int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+    if (r != NULL && !ok) {
+        /* The bump did not happen: let the recovery bump make up for it. */
+        log_warn("version bump of %s rejected: %s", report_slug,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        shstate_redis_mark_untrusted("version bump rejected");
+    } else if (r == NULL) {
+        log_warn("version bump of %s failed: redis unreachable", report_slug);
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    if (rc != NULL)
+        redisFree(rc);
+    free(key);
+    return ok ? 0 : -1;
+}
+
+int runstore_refill(PGconn *conn, ring_t *ring)
+{
+    if (ring_free_slots(ring) == 0)
+        return 0;
+    /* Queued and claimed ids may come back as duplicates, so ask for a whole ring's worth. */
+    ring_stats_t stats;
+    ring_stats(ring, &stats);
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%u", stats.capacity);
+    const char *params[1] = {limit};
+    PGresult *res = pgsession_exec(conn, "dispatch refill", pending_sql, 1, params);
+    if (res == NULL)
+        return -1;
+    int pushed = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        ring_status st = ring_push(ring, PQgetvalue(res, i, 0), RUNSTORE_PUSH_LOCK_MS);
+        if (st == RING_OK)
+            pushed++;
+        else if (st == RING_FULL || st == RING_BUSY)
+            break;
+        else if (st != RING_DUPLICATE)
+            log_warn("dispatch refill: cannot queue run %s (status %d)", PQgetvalue(res, i, 0),
+                     (int)st);
+    }
+    PQclear(res);
+    return pushed;
+}
