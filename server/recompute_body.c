@@ -27,17 +27,6 @@
 #include <stdint.h>
 #include <string.h>
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* If s[0..len) starts with "\uXXXX", stores the code unit and returns 1; else 0. */
 static int read_u_escape(const unsigned char *s, size_t len, uint32_t *unit)
 {
@@ -45,7 +34,7 @@ static int read_u_escape(const unsigned char *s, size_t len, uint32_t *unit)
         return 0;
     uint32_t v = 0;
     for (int i = 2; i < 6; i++) {
-        int h = hex_value(s[i]);
+        int h = text_hex_value(s[i]);
         if (h < 0)
             return 0;
         v = (v << 4) | (uint32_t)h;

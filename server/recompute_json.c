@@ -1,6 +1,5 @@
 /*
- * server/recompute_json.c: RecomputeRun and AuditEntry JSON from PostgreSQL rows, sorted-key
- * re-serialisation of jsonb text, pagination meta and the list limit/offset rule (see
+ * server/recompute_json.c: RecomputeRun and AuditEntry JSON from PostgreSQL rows (see
  * recompute_json.h). Runs in the HTTP workers.
  */
 #include "server/recompute_json.h"
@@ -177,47 +176,4 @@ int recompute_json_audit(jbuf *b, const PGresult *res, int row, int col)
 bad:
     log_error("audit entry row %d cannot be rendered", row);
     return -1;
-}
-
-void recompute_json_pagination(jbuf *b, int64_t limit, int64_t offset, int64_t total)
-{
-    jbuf_puts(b, "\"meta\":{\"pagination\":{\"limit\":");
-    jout_int(b, limit);
-    jbuf_puts(b, ",\"offset\":");
-    jout_int(b, offset);
-    jbuf_puts(b, ",\"total\":");
-    jout_int(b, total);
-    jbuf_puts(b, "}}");
-}
-
-void recompute_page_params(const char *qs, size_t qs_len, char *scratch, int64_t *limit,
-                           int64_t *offset)
-{
-    size_t len = 0;
-    int64_t v;
-    *limit = 20;
-    *offset = 0;
-    if (qs_len > 0 && query_get(qs, qs_len, "limit", scratch, &len) &&
-        param_int(scratch, len, true, &v) == PARAM_INT_SET)
-        *limit = v < 1 ? 20 : v > 100 ? 100 : v;
-    if (qs_len > 0 && query_get(qs, qs_len, "offset", scratch, &len) &&
-        param_int(scratch, len, true, &v) == PARAM_INT_SET)
-        *offset = v < 0 ? 0 : v;
-}
-
-int recompute_list_filter(const char *qs, size_t qs_len, const char *name, char *buf,
-                          const char **out)
-{
-    size_t len, start, tlen;
-    *out = NULL;
-    if (qs_len == 0 || !query_get(qs, qs_len, name, buf, &len))
-        return 0;
-    text_trim(buf, len, &start, &tlen);
-    if (tlen == 0)
-        return 0;
-    if (!text_is_matchable(buf + start, tlen))
-        return -1;
-    buf[start + tlen] = '\0';
-    *out = buf + start;
-    return 0;
 }

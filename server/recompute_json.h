@@ -1,13 +1,12 @@
 /*
  * server/recompute_json.h: the RecomputeRun (API.md §5.3) and AuditEntry (§5.4) JSON objects,
- * written from PostgreSQL result rows in text format, plus the pagination meta (§5.5) and the
- * limit/offset rule of the list endpoints (§4.6, §4.8). Used by the HTTP workers' management
- * handlers (server/handlers/recomputations.c, audit_entries.c).
+ * written from PostgreSQL result rows in text format. Used by the HTTP workers' management
+ * handlers (server/handlers/recomputations.c, audit_entries.c) as http_query row writers.
  *
  * The SQL of those handlers selects the columns listed by RECOMPUTE_JSON_RUN_COLUMNS or
  * RECOMPUTE_JSON_AUDIT_COLUMNS (in that order, from tables aliased `r` and `a`); the writers
  * read them by position starting at a given column. The session must be UTC (DATA.md §1):
- * timestamptz text is converted with pgtime_parse and written with json_timestamp.
+ * timestamptz text is converted with pgtime_parse and written with jout_timestamp.
  */
 #ifndef ANALYTICSD_RECOMPUTE_JSON_H
 #define ANALYTICSD_RECOMPUTE_JSON_H
@@ -44,27 +43,5 @@ int recompute_json_run(jbuf *b, const PGresult *res, int row, int col);
  * order. Returns 0 or -1 like recompute_json_run.
  */
 int recompute_json_audit(jbuf *b, const PGresult *res, int row, int col);
-
-/* Appends "\"meta\":{\"pagination\":{\"limit\":L,\"offset\":O,\"total\":T}}". */
-void recompute_json_pagination(jbuf *b, int64_t limit, int64_t offset, int64_t total);
-
-/*
- * The limit/offset rule of the list endpoints: integer rule 2.4 on the query parameters
- * `limit` and `offset` of the raw query string qs[0..qs_len) (qs may be NULL when qs_len is 0),
- * then a limit below 1 becomes 20, above 100 becomes 100; a negative offset becomes 0.
- * scratch must hold qs_len bytes.
- */
-void recompute_page_params(const char *qs, size_t qs_len, char *scratch, int64_t *limit,
-                           int64_t *offset);
-
-/*
- * A text filter of the list endpoints (`status`, `report_slug`, `action`, `actor`): the query
- * parameter `name`, trimmed (API.md §2.2). buf must hold qs_len + 1 bytes. Returns 0 with *out
- * NULL when absent or blank, or pointing at the trimmed, NUL-terminated value inside buf.
- * Returns -1 when the value cannot match anything (API.md §2.3: invalid UTF-8 or U+0000): the
- * caller answers an empty list without querying.
- */
-int recompute_list_filter(const char *qs, size_t qs_len, const char *name, char *buf,
-                          const char **out);
 
 #endif

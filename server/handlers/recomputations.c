@@ -26,6 +26,7 @@
 #include "common/shstate.h"
 #include "common/util.h"
 #include "server/http_app.h"
+#include "server/http_query.h"
 #include "server/http_response.h"
 #include "server/recompute_body.h"
 #include "server/recompute_json.h"
@@ -75,135 +76,28 @@ static const char AUDIT_INSERT_SQL[] =
     "'date_from', $3::text, 'date_to', $4::text, 'report_slug', $5::text, "
     "'requested_via', 'http', 'window', $6::text), now())";
 
-static void request_query(h2o_req_t *req, const char **qs, size_t *qs_len)
-{
-    *qs = NULL;
-    *qs_len = 0;
-    if (req->query_at != SIZE_MAX) {
-        *qs = req->path.base + req->query_at + 1;
-        *qs_len = req->path.len - req->query_at - 1;
-    }
-}
-
 /* ---- GET /api/v1/recomputations ----------------------------------------------------------- */
-
-typedef struct run_list {
-    h2o_req_t *req;
-    pgpool_query *q;
-    int64_t limit, offset;
-} run_list;
-
-static void run_list_respond(run_list *l, PGresult *res)
-{
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "{\"data\":[");
-    int64_t total = 0;
-    int rows = res == NULL ? 0 : PQntuples(res);
-    if (rows > 0)
-        total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    int n = 0;
-    for (int i = 0; i < rows; i++) {
-        if (PQgetisnull(res, i, 1))
-            continue; /* the count row of an empty page */
-        if (n++ > 0)
-            jbuf_putc(&b, ',');
-        if (recompute_json_run(&b, res, i, 1) != 0) {
-            jbuf_free(&b);
-            http_send_error(l->req, 500, "failed to list recompute runs");
-            return;
-        }
-    }
-    jbuf_puts(&b, "],");
-    recompute_json_pagination(&b, l->limit, l->offset, total);
-    jbuf_putc(&b, '}');
-    http_send_jbuf(l->req, 200, &b);
-}
-
-static void on_run_rows(void *data, PGresult *res)
-{
-    run_list *l = data;
-    l->q = NULL;
-    if (res == NULL) {
-        http_send_error(l->req, 500, "failed to list recompute runs");
-        return;
-    }
-    run_list_respond(l, res);
-}
-
-static void run_list_dispose(void *p)
-{
-    run_list *l = p;
-    if (l->q != NULL)
-        pgpool_cancel(l->q);
-}
 
 void recompute_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
     (void)m;
-    const char *qs;
-    size_t qs_len;
-    request_query(req, &qs, &qs_len);
-    run_list *l = h2o_mem_alloc_shared(&req->pool, sizeof(*l), run_list_dispose);
-    memset(l, 0, sizeof(*l));
-    l->req = req;
-    char *scratch = h2o_mem_alloc_pool(&req->pool, qs_len + 1);
-    recompute_page_params(qs, qs_len, scratch, &l->limit, &l->offset);
-
+    int64_t limit, offset;
+    http_page_params(req, &limit, &offset);
     const char *status, *slug;
-    char *status_buf = h2o_mem_alloc_pool(&req->pool, qs_len + 1);
-    char *slug_buf = h2o_mem_alloc_pool(&req->pool, qs_len + 1);
-    if (recompute_list_filter(qs, qs_len, "status", status_buf, &status) != 0 ||
-        recompute_list_filter(qs, qs_len, "report_slug", slug_buf, &slug) != 0) {
-        run_list_respond(l, NULL);
+    if (http_list_filter(req, "status", &status) != 0 ||
+        http_list_filter(req, "report_slug", &slug) != 0) {
+        http_send_empty_page(req, limit, offset);
         return;
     }
     char limit_s[24], offset_s[24];
-    snprintf(limit_s, sizeof(limit_s), "%lld", (long long)l->limit);
-    snprintf(offset_s, sizeof(offset_s), "%lld", (long long)l->offset);
+    snprintf(limit_s, sizeof(limit_s), "%lld", (long long)limit);
+    snprintf(offset_s, sizeof(offset_s), "%lld", (long long)offset);
     const char *params[4] = {status, slug, limit_s, offset_s};
-    l->q = pgpool_exec(app->pg, RUN_LIST_SQL, 4, params, on_run_rows, l);
-    if (l->q == NULL)
-        http_send_error(req, 500, "failed to list recompute runs");
+    http_query_page(app, req, RUN_LIST_SQL, 4, params, limit, offset, recompute_json_run,
+                    "failed to list recompute runs");
 }
 
 /* ---- GET /api/v1/recomputations/{id} ------------------------------------------------------ */
-
-typedef struct run_get {
-    h2o_req_t *req;
-    pgpool_query *q;
-} run_get;
-
-static void on_run_row(void *data, PGresult *res)
-{
-    run_get *g = data;
-    g->q = NULL;
-    if (res == NULL) {
-        http_send_error(g->req, 500, "internal error");
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        http_send_error(g->req, 404, "recompute run was not found");
-        return;
-    }
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "{\"data\":");
-    if (recompute_json_run(&b, res, 0, 0) != 0) {
-        jbuf_free(&b);
-        http_send_error(g->req, 500, "internal error");
-        return;
-    }
-    jbuf_putc(&b, '}');
-    http_send_jbuf(g->req, 200, &b);
-}
-
-static void run_get_dispose(void *p)
-{
-    run_get *g = p;
-    if (g->q != NULL)
-        pgpool_cancel(g->q);
-}
 
 void recompute_get_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
@@ -212,13 +106,9 @@ void recompute_get_handle(http_app *app, h2o_req_t *req, const route_match *m)
         http_send_error(req, 404, "recompute run was not found");
         return;
     }
-    run_get *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), run_get_dispose);
-    memset(g, 0, sizeof(*g));
-    g->req = req;
     const char *params[1] = {id};
-    g->q = pgpool_exec(app->pg, RUN_GET_SQL, 1, params, on_run_row, g);
-    if (g->q == NULL)
-        http_send_error(req, 500, "internal error");
+    http_query_object(app, req, RUN_GET_SQL, 1, params, recompute_json_run,
+                      "recompute run was not found", "internal error");
 }
 
 /* ---- POST /api/v1/recomputations ---------------------------------------------------------- */

@@ -31,6 +31,7 @@
 #include "common/util.h"
 #include "server/catalogue.h"
 #include "server/http_app.h"
+#include "server/http_query.h"
 #include "server/http_response.h"
 #include "server/report_cache.h"
 #include "server/report_query.h"
@@ -336,12 +337,7 @@ void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m)
     memset(s, 0, sizeof(*s));
     s->app = app;
     s->req = req;
-    if (req->query_at != SIZE_MAX) {
-        s->qs = req->path.base + req->query_at + 1;
-        s->qs_len = req->path.len - req->query_at - 1;
-    } else {
-        s->qs = "";
-    }
+    s->qs = http_query_string(req, &s->qs_len);
 
     /* 1. Date range. */
     text from = param(s, "date_from"), to = param(s, "date_to");
