@@ -22,6 +22,8 @@
  */
 #include "common/redisconn.h"
 
+#include "common/resp.h"
+
 #include "common/log.h"
 #include "common/util.h"
 
@@ -374,14 +376,17 @@ static redisconn_cmd *submit(redisconn *c, const char *buf, size_t len, rediscon
 redisconn_cmd *redisconn_command_argv(redisconn *c, int argc, const char **argv,
                                       const size_t *argvlen, redisconn_cb cb, void *data)
 {
-    char *buf;
     if (argc < 1)
         return NULL;
-    int len = redisFormatCommandArgv(&buf, argc, argv, argvlen);
-    if (len < 0)
-        abort(); /* only on out of memory */
-    redisconn_cmd *cmd = submit(c, buf, (size_t)len, cb, data);
-    redisFreeCommand(buf);
+    /* RESP written by hand into a stack buffer when it fits (the hot path: cache lookups);
+     * hiredis copies it into its output buffer. */
+    char stack[1024];
+    size_t len = resp_length(argc, argv, argvlen);
+    char *buf = len <= sizeof(stack) ? stack : xmalloc(len);
+    resp_format(buf, argc, argv, argvlen);
+    redisconn_cmd *cmd = submit(c, buf, len, cb, data);
+    if (buf != stack)
+        free(buf);
     return cmd;
 }
 
