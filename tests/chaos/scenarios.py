@@ -25,6 +25,7 @@ import privatestack
 import recpipe
 
 KEY = "test-key"
+REDIS_DB = None  # Redis db number for the services; None = adtest's per-file default
 FULL_FROM_DAYS = -95
 
 
@@ -77,7 +78,7 @@ class RespawnWatch(threading.Thread):
 
 def http_chaos(db, duration=60.0, conns=64, workers=4, kill_every=2.0, victims="random", seed=7):
     rng = random.Random(seed)
-    svc = adtest.Service(db, HTTP_WORKERS=workers, RECOMPUTE_WORKERS=1).start()
+    svc = adtest.Service(db, REDIS_DB, HTTP_WORKERS=workers, RECOMPUTE_WORKERS=1).start()
     violations = []
     watches = []
     try:
@@ -268,7 +269,7 @@ def _random_scope(rng, today):
 def recompute_chaos(db, runs=300, workers=4, trigger_secs=30.0, kill_min=0.2, kill_max=0.5,
                     kill_tail=30.0, wait_bound=120.0, max_attempts=3, seed=11):
     rng = random.Random(seed)
-    svc = adtest.Service(db, HTTP_WORKERS=2, RECOMPUTE_WORKERS=workers,
+    svc = adtest.Service(db, REDIS_DB, HTTP_WORKERS=2, RECOMPUTE_WORKERS=workers,
                          RECOMPUTE_MAX_ATTEMPTS=max_attempts)
     recpipe.reset(db, svc.redis_url)
     svc.start()
@@ -538,7 +539,8 @@ def lifecycle(db, conns=64, workers=4, shutdown_timeout=5.0, settle=3.0, seed=17
     envfile = "/tmp/analyticsd-chaos-%d.env" % os.getpid()
     with open(envfile, "w") as f:
         f.write("APP_VERSION=chaos-before\n")
-    svc = adtest.Service(db, HTTP_WORKERS=workers, HTTP_SHUTDOWN_TIMEOUT="%gs" % shutdown_timeout)
+    svc = adtest.Service(db, REDIS_DB, HTTP_WORKERS=workers,
+                         HTTP_SHUTDOWN_TIMEOUT="%gs" % shutdown_timeout)
     svc.start(["--config", envfile])
     try:
         _warm(svc)
