@@ -43,10 +43,10 @@
 #include <unistd.h>
 
 #define MASTER_TICK_MS         100
-#define MASTER_BACKOFF_MIN_NS  100000000LL   /* 100 ms after the second quick crash */
-#define MASTER_BACKOFF_MAX_NS  30000000000LL /* 30 s */
-#define MASTER_QUICK_CRASH_NS  10000000000LL /* died within 10 s of starting */
-#define MASTER_STABLE_NS       60000000000LL /* 60 s up resets the back-off */
+#define MASTER_BACKOFF_MIN_NS  100000000LL   /* first delayed respawn */
+#define MASTER_BACKOFF_MAX_NS  5000000000LL  /* delays double up to this */
+#define MASTER_BURST_WINDOW_NS 10000000000LL /* a slot dying this often ... */
+#define MASTER_BURST_DEATHS    5             /* ... (deaths within the window) backs off too */
 #define MASTER_CRASH_LOOP_NS   60000000000LL /* no HTTP worker serving for 60 s */
 #define MASTER_HTTP_STALL_NS   15000000000LL /* event loop heartbeat older than this: kill */
 #define MASTER_IDLE_STALL_NS   30000000000LL /* recompute/supervisor heartbeat limit when idle */
@@ -64,8 +64,10 @@ typedef struct child_slot {
     bool retiring;       /* drained on purpose: do not respawn */
     pid_t pid;           /* 0 when not running */
     int64_t started_ns;
-    int64_t respawn_at_ns; /* 0 = not waiting */
-    int quick_crashes;
+    int64_t respawn_at_ns;  /* 0 = not waiting */
+    int failed_starts;      /* consecutive children that died before becoming ready */
+    int64_t burst_start_ns; /* start of the current window of deaths */
+    int burst_deaths;       /* deaths since burst_start_ns */
 } child_slot;
 
 typedef enum { MASTER_STARTING, MASTER_RUNNING, MASTER_RELOADING, MASTER_STOPPING } master_state;
@@ -232,8 +234,8 @@ static void on_child_exit(master *m, int slot_no, int status)
 {
     child_slot *s = &m->slots[slot_no];
     int64_t now = clock_monotonic_ns();
-    int64_t uptime = now - s->started_ns;
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == EXIT_CHILD_STOPPED;
+    bool was_ready = atomic_load(&m->shared->slots[slot_no].ready) != 0;
     pid_t pid = s->pid;
     s->pid = 0;
     atomic_store(&m->shared->slots[slot_no].pid, 0);
@@ -266,23 +268,34 @@ static void on_child_exit(master *m, int slot_no, int status)
         s->in_use = false;
         return;
     }
-    /* Crash (or an unrequested clean exit): respawn, backing off on quick repeats. */
-    if (uptime >= MASTER_STABLE_NS)
-        s->quick_crashes = 0;
-    if (uptime < MASTER_QUICK_CRASH_NS)
-        s->quick_crashes++;
-    if (s->quick_crashes <= 1) {
-        spawn(m, slot_no);
-    } else {
-        int64_t delay = MASTER_BACKOFF_MIN_NS;
-        for (int i = 2; i < s->quick_crashes && delay < MASTER_BACKOFF_MAX_NS; i++)
-            delay *= 2;
-        if (delay > MASTER_BACKOFF_MAX_NS)
-            delay = MASTER_BACKOFF_MAX_NS;
-        s->respawn_at_ns = now + delay;
-        log_warn("%s %d crashed %d times in a row; respawning in %lld ms", role_name(s->role),
-                 s->index, s->quick_crashes, (long long)(delay / 1000000));
+    /*
+     * Crash (or an unrequested clean exit). A child that was serving is replaced at once: a
+     * killed worker must not cost the service capacity. Back off only when respawning cannot
+     * help yet: children that die before becoming ready (a startup failure), or a slot dying
+     * more than MASTER_BURST_DEATHS times within MASTER_BURST_WINDOW_NS.
+     */
+    if (now - s->burst_start_ns > MASTER_BURST_WINDOW_NS) {
+        s->burst_start_ns = now;
+        s->burst_deaths = 0;
     }
+    s->burst_deaths++;
+    s->failed_starts = was_ready ? 0 : s->failed_starts + 1;
+    int strikes = s->failed_starts - 1; /* the first failed start is retried at once */
+    if (s->burst_deaths - MASTER_BURST_DEATHS > strikes)
+        strikes = s->burst_deaths - MASTER_BURST_DEATHS;
+    if (strikes <= 0) {
+        spawn(m, slot_no);
+        return;
+    }
+    int64_t delay = MASTER_BACKOFF_MIN_NS;
+    for (int i = 1; i < strikes && delay < MASTER_BACKOFF_MAX_NS; i++)
+        delay *= 2;
+    if (delay > MASTER_BACKOFF_MAX_NS)
+        delay = MASTER_BACKOFF_MAX_NS;
+    s->respawn_at_ns = now + delay;
+    log_warn("%s %d %s; respawning in %lld ms", role_name(s->role), s->index,
+             s->failed_starts > 0 ? "keeps dying before it is ready" : "keeps dying",
+             (long long)(delay / 1000000));
 }
 
 static void reap(master *m)
@@ -338,6 +351,21 @@ static void respawn_due(master *m, int64_t now)
         if (s->in_use && s->pid == 0 && s->respawn_at_ns != 0 && now >= s->respawn_at_ns)
             spawn(m, i);
     }
+}
+
+/* Milliseconds until the earliest delayed respawn (rounded up), or -1 when none waits. */
+static int respawn_wait_ms(master *m)
+{
+    int64_t next = INT64_MAX;
+    for (int i = 0; i < SHSTATE_MAX_SLOTS; i++) {
+        child_slot *s = &m->slots[i];
+        if (s->in_use && s->pid == 0 && s->respawn_at_ns != 0 && s->respawn_at_ns < next)
+            next = s->respawn_at_ns;
+    }
+    if (next == INT64_MAX || m->state == MASTER_STOPPING)
+        return -1;
+    int64_t wait = next - clock_monotonic_ns();
+    return wait <= 0 ? 0 : (int)((wait + 999999) / 1000000);
 }
 
 static void update_status(master *m)
@@ -505,12 +533,15 @@ static void handle_signals(master *m)
             reap(m);
             break;
         case SIGTERM:
-            begin_stop(m, "SIGTERM");
+        case SIGINT: {
+            char why[64];
+            snprintf(why, sizeof(why), "%s from pid %u",
+                     si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", si.ssi_pid);
+            begin_stop(m, why);
             break;
-        case SIGINT:
-            begin_stop(m, "SIGINT");
-            break;
+        }
         case SIGHUP:
+            log_info("SIGHUP from pid %u", si.ssi_pid);
             begin_reload(m);
             break;
         default:
@@ -621,8 +652,10 @@ static int master_serve(master *m)
             count(m, ROLE_RECOMPUTE, false, false) == 0 &&
             count(m, ROLE_SUPERVISOR, false, false) == 0)
             break;
-        if (poll(pfds, 2, -1) < 0 && errno != EINTR)
+        if (poll(pfds, 2, respawn_wait_ms(m)) < 0 && errno != EINTR)
             break;
+        if (m->state != MASTER_STOPPING)
+            respawn_due(m, clock_monotonic_ns()); /* on time, not at the next tick */
         if (pfds[0].revents & POLLIN)
             handle_signals(m);
         if (pfds[1].revents & POLLIN) {
