@@ -267,3 +267,72 @@ int runstore_refill(PGconn *conn, ring_t *ring)
     PQclear(res);
     return pushed;
 }
+
+/* Whether `value` is the id of a pending or running run: 1, 0, or -1 on a database error. */
+static int run_is_active(PGconn *conn, const char *value)
+{
+    const char *params[] = {value};
+    PGresult *res = pgsession_exec(conn, "stale lock check",
+                                   "SELECT 1 FROM recompute_runs WHERE id::text = $1 "
+                                   "AND status IN ('pending', 'running')",
+                                   1, params);
+    if (res == NULL)
+        return -1;
+    int active = PQntuples(res) > 0;
+    PQclear(res);
+    return active;
+}
+
+int runstore_sweep_scope_locks(PGconn *conn, const config *cfg, int max_keys)
+{
+    if (!shstate_redis_trusted())
+        return 0;
+    redisContext *rc = redissync_connect(&cfg->redis);
+    if (rc == NULL)
+        return -1;
+    int released = 0, seen = 0, failed = 0;
+    char cursor[32] = "0";
+    do {
+        const char *scan[] = {"SCAN", cursor, "MATCH", "recompute:lock:*", "COUNT", "100"};
+        redisReply *r = redissync_command(&rc, 6, scan, NULL);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
+            if (r != NULL)
+                freeReplyObject(r);
+            failed = 1;
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements && seen < max_keys && !failed; i++, seen++) {
+            const char *key = keys->element[i]->str;
+            const char *get[] = {"GET", key};
+            redisReply *v = redissync_command(&rc, 2, get, NULL);
+            if (v == NULL) {
+                failed = 1;
+                break;
+            }
+            if (v->type == REDIS_REPLY_STRING) {
+                int active = run_is_active(conn, v->str);
+                if (active < 0)
+                    failed = 1;
+                else if (!active) {
+                    const char *del[] = {"EVAL", SCOPELOCK_RELEASE_LUA, "1", key, v->str};
+                    redisReply *d = redissync_command(&rc, 5, del, NULL);
+                    if (d != NULL && d->type == REDIS_REPLY_INTEGER && d->integer == 1) {
+                        log_info("released stale scope lock %s (run %s is not active)", key,
+                                 v->str);
+                        released++;
+                    }
+                    if (d != NULL)
+                        freeReplyObject(d);
+                }
+            }
+            freeReplyObject(v);
+        }
+        freeReplyObject(r);
+    } while (!failed && strcmp(cursor, "0") != 0 && seen < max_keys && rc != NULL);
+    if (rc != NULL)
+        redisFree(rc);
+    return failed ? -1 : released;
+}

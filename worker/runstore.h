@@ -99,6 +99,15 @@ int runstore_release_scope_lock(const config *cfg, const runstore_run *run);
 int runstore_bump_version(const config *cfg, const char *report_slug);
 
 /*
+ * Stale scope-lock sweep (DATA.md §7.5): a worker killed after committing a run's final state
+ * but before releasing its lock leaves the lock until its TTL. Scans at most `max_keys`
+ * recompute:lock:* keys and compare-and-deletes each whose value is not the id of a pending or
+ * running run (the same stale rule the trigger applies). Skipped while Redis is untrusted.
+ * Returns the number of locks released, or -1 on a Redis or database failure (logged).
+ */
+int runstore_sweep_scope_locks(PGconn *conn, const config *cfg, int max_keys);
+
+/*
  * Dispatch refill of §6.8: reads up to ring_free_slots(ring) pending run ids in
  * (requested_at, id) order and pushes each (RING_DUPLICATE is fine: already queued or claimed).
  * Returns the number pushed, or -1 on a database error (logged).

@@ -10,6 +10,8 @@
  *     to a second to notice its client is gone, so after an exit the scan is repeated every
  *     second for a few seconds while some running run's lock is still held.
  *   - Dispatch refill (§6.8): at startup and every second (cheap when the ring is full).
+ *   - Stale scope-lock sweep (§7.5), every 10 s: locks whose run is no longer pending or
+ *     running (its worker was killed between the final commit and the release) are deleted.
  * First pass order: bump, orphan scan, refill; then startup_done lets the master start the
  * HTTP workers. Its sessions use application_name role "supervisor". Design: worker/README.md.
  */
@@ -32,6 +34,7 @@
 #define SUPERVISOR_SCAN_EVERY_NS 10000000000LL /* CONFIG.md §4 */
 #define SUPERVISOR_AFTER_EXIT_NS 5000000000LL  /* keep rescanning this long after an exit */
 #define SUPERVISOR_RECONNECT_NS  1000000000LL
+#define SUPERVISOR_SWEEP_KEYS    1000 /* scope locks looked at per sweep */
 
 typedef struct supervisor {
     const config *cfg;
@@ -182,6 +185,8 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
             scan = 1;
         if (now - last_scan >= SUPERVISOR_SCAN_EVERY_NS)
             scan = 1;
+        if (now - last_scan >= SUPERVISOR_SCAN_EVERY_NS && supervisor_pg(&s) != NULL)
+            runstore_sweep_scope_locks(s.pg, s.cfg, SUPERVISOR_SWEEP_KEYS);
         if (scan) {
             held = orphan_scan(&s);
             last_scan = now;

@@ -352,6 +352,31 @@ def test_run_completes_while_redis_is_down():
         stop_clean(svc)
 
 
+def test_stale_scope_locks_are_swept():
+    """A lock whose run is finished (its worker died before releasing it) is deleted by the
+    supervisor's sweep within ~10 s; the lock of a running run is kept (DATA.md §7.5)."""
+    svc = service(RECOMPUTE_WORKERS=1)
+    hook = recpipe.HookLock(DB)
+    try:
+        done = DB.sql("SELECT id FROM recompute_runs WHERE status = 'completed' LIMIT 1")[0][0]
+        stale = recpipe.lock_key("status-counts", "day", recpipe.day(DB, -3), recpipe.day(DB, -2))
+        adtest.redis_cli(svc.redis_url, "SET", stale, done)
+        run_id = recpipe.insert_run(DB, "top-entities", "day", recpipe.day(DB, -8), recpipe.day(DB, -7))
+        live = recpipe.lock_key("top-entities", "day", recpipe.day(DB, -8), recpipe.day(DB, -7))
+        adtest.redis_cli(svc.redis_url, "SET", live, run_id)
+        recpipe.wait_status(DB, run_id, "running", 5, attempts=1)
+        assert adtest.wait_until(lambda: adtest.redis_cli(svc.redis_url, "EXISTS", stale) == "0",
+                                 15), svc.logs()
+        assert adtest.redis_cli(svc.redis_url, "GET", live) == run_id
+        assert "released stale scope lock " + stale in svc.logs()
+        hook.release()
+        recpipe.wait_status(DB, run_id, "completed", 10)
+        assert adtest.wait_until(lambda: adtest.redis_cli(svc.redis_url, "EXISTS", live) == "0", 5)
+    finally:
+        hook.release()
+        stop_clean(svc)
+
+
 if __name__ == "__main__":
     DB = adtest.ScratchDatabase()
     try:
@@ -361,6 +386,7 @@ if __name__ == "__main__":
                     test_graceful_shutdown_returns_held_run_to_pending,
                     test_quick_job_finishes_during_shutdown,
                     test_restart_recovers_pending_and_running_runs, test_unsupported_report_fails,
-                    test_full_queue_drains, test_run_completes_while_redis_is_down])
+                    test_full_queue_drains, test_run_completes_while_redis_is_down,
+                    test_stale_scope_locks_are_swept])
     finally:
         DB.drop()
