@@ -8,6 +8,7 @@
 #include "common/params.h"
 #include "server/http_response.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,12 +161,22 @@ static void start(http_app *app, h2o_req_t *req, const char *sql, int nparams,
         http_send_error(req, 500, h->failure); /* the pool's wait queue is full */
 }
 
-void http_query_page(http_app *app, h2o_req_t *req, const char *sql, int nparams,
-                     const char *const *params, int64_t limit, int64_t offset, http_row_writer row,
+void http_query_page(http_app *app, h2o_req_t *req, const char *sql, int nfilters,
+                     const char *const *filters, int64_t limit, int64_t offset, http_row_writer row,
                      const char *failure)
 {
+    const char *params[8];
+    char limit_text[24], offset_text[24];
+    if (nfilters < 0 || nfilters > 6)
+        abort(); /* programming error: the handlers pass at most a few filters */
+    for (int i = 0; i < nfilters; i++)
+        params[i] = filters[i];
+    snprintf(limit_text, sizeof(limit_text), "%lld", (long long)limit);
+    snprintf(offset_text, sizeof(offset_text), "%lld", (long long)offset);
+    params[nfilters] = limit_text;
+    params[nfilters + 1] = offset_text;
     http_query proto = {.row = row, .limit = limit, .offset = offset, .failure = failure};
-    start(app, req, sql, nparams, params, proto);
+    start(app, req, sql, nfilters + 2, params, proto);
 }
 
 void http_send_empty_page(h2o_req_t *req, int64_t limit, int64_t offset)

@@ -43,13 +43,14 @@ int http_list_filter(h2o_req_t *req, const char *name, const char **out);
 void http_write_pagination(jbuf *b, int64_t limit, int64_t offset, int64_t total);
 
 /*
- * Runs sql and answers 200 with a page. Convention for sql: column 0 of every row is the total
- * number of matches; the item's columns start at column 1; a row whose column 1 is NULL is the
- * count-only row of an empty page and is skipped. Any failure (query or row writer) answers
- * 500 with `failure` (a catalogue message).
+ * Runs sql and answers 200 with a page. sql takes the nfilters filter parameters first, then
+ * limit and offset as $nfilters+1 and $nfilters+2 (added here from the integers). Column 0 of
+ * every row is the total number of matches; the item's columns start at column 1; a row whose
+ * column 1 is NULL is the count-only row of an empty page and is skipped. Any failure (query or
+ * row writer) answers 500 with `failure` (a catalogue message).
  */
-void http_query_page(http_app *app, h2o_req_t *req, const char *sql, int nparams,
-                     const char *const *params, int64_t limit, int64_t offset, http_row_writer row,
+void http_query_page(http_app *app, h2o_req_t *req, const char *sql, int nfilters,
+                     const char *const *filters, int64_t limit, int64_t offset, http_row_writer row,
                      const char *failure);
 
 /* Answers 200 with an empty page (total 0) without a query: filters that cannot match. */

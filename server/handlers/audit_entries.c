@@ -6,7 +6,6 @@
  * total is there even when the page is empty). Filters that cannot match (API.md §2.3) answer an
  * empty page without a query (server/http_query.h runs the statement and writes the page).
  */
-#include <stdio.h>
 
 #include "server/http_app.h"
 #include "server/http_query.h"
@@ -32,10 +31,7 @@ void audit_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
         http_send_empty_page(req, limit, offset);
         return;
     }
-    char limit_s[24], offset_s[24];
-    snprintf(limit_s, sizeof(limit_s), "%lld", (long long)limit);
-    snprintf(offset_s, sizeof(offset_s), "%lld", (long long)offset);
-    const char *params[4] = {action, actor, limit_s, offset_s};
-    http_query_page(app, req, AUDIT_LIST_SQL, 4, params, limit, offset, recompute_json_audit,
+    const char *filters[2] = {action, actor};
+    http_query_page(app, req, AUDIT_LIST_SQL, 2, filters, limit, offset, recompute_json_audit,
                     "failed to list audit entries");
 }

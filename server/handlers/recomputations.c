@@ -89,11 +89,8 @@ void recompute_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
         http_send_empty_page(req, limit, offset);
         return;
     }
-    char limit_s[24], offset_s[24];
-    snprintf(limit_s, sizeof(limit_s), "%lld", (long long)limit);
-    snprintf(offset_s, sizeof(offset_s), "%lld", (long long)offset);
-    const char *params[4] = {status, slug, limit_s, offset_s};
-    http_query_page(app, req, RUN_LIST_SQL, 4, params, limit, offset, recompute_json_run,
+    const char *filters[2] = {status, slug};
+    http_query_page(app, req, RUN_LIST_SQL, 2, filters, limit, offset, recompute_json_run,
                     "failed to list recompute runs");
 }
 

@@ -63,10 +63,7 @@ void reports_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
         return;
     }
 
-    char limit_text[24], offset_text[24];
-    snprintf(limit_text, sizeof(limit_text), "%lld", (long long)limit);
-    snprintf(offset_text, sizeof(offset_text), "%lld", (long long)offset);
-    const char *params[] = {search, limit_text, offset_text};
+    const char *filters[] = {search};
     /* One row per definition of the page, each carrying the total; an empty page still
      * yields one row (definition columns NULL) so the total is known. */
     char *sql = xasprintf(
@@ -86,7 +83,7 @@ void reports_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
         : strcmp(column, "slug") == 0              ? "m.slug"
                                                    : "m.name",
         collate, dir, dir);
-    http_query_page(app, req, sql, 3, params, limit, offset, catalogue_definition_json,
+    http_query_page(app, req, sql, 1, filters, limit, offset, catalogue_definition_json,
                     "failed to list reports");
     free(sql);
 }
