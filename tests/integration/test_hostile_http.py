@@ -6,10 +6,6 @@ hit with raw bytes: oversized headers, oversized and chunked bodies around the 6
 invalid UTF-8 and NUL bytes in every route's query and in the auth headers, path and method edge
 cases (§1.2), HTTP/1.0 and Expect: 100-continue. The last test checks that no HTTP worker died
 and that each worker's RSS stayed bounded.
-
-Handlers that are still stubs: while GET /api/v1/reports (resp. GET /api/v1/recomputations with
-the key) answers the stub's 500 `internal error`, that exact answer is also accepted from the
-same handler family (a NOTE line says so); once the handler is real, only contract answers pass.
 """
 
 import json
@@ -27,7 +23,6 @@ SVC = None
 START_PIDS = []
 KEY = b"test-key"
 READ_TIMEOUT = 1.0
-STUBS = {}  # family -> True while that handler family answers the stub 500
 LIMIT = 65536
 
 ROUTES_PUBLIC = [b"/api/v1/health", b"/api/v1/reports", b"/api/v1/reports/volume-by-period",
@@ -69,11 +64,6 @@ def assert_error(r, status, message, what=""):
     doc = assert_envelope(r, what)
     assert r.status == status and doc["error"]["message"] == message, \
         "%s: want %d %r, got %r" % (what, status, message, r)
-
-
-def is_stub(r, path):
-    return (STUBS.get(family(path)) and r is not None and r.status == 500
-            and r.body == b'{"error":{"code":"internal_error","message":"internal error"}}\n')
 
 
 def assert_alive():
@@ -220,8 +210,7 @@ def test_body_limit_is_exactly_65536():
         assert_envelope(r, "%s body of exactly %d" % (what, LIMIT))
         assert r.status != 413, "%s body of exactly %d bytes refused: %r" % (what, LIMIT, r)
         # "{ ... }" is an empty object: past the size check it must fail validation.
-        if not is_stub(r, b"/api/v1/recomputations"):
-            assert_error(r, 400, "report_slug is required", "%s body of %d" % (what, LIMIT))
+        assert_error(r, 400, "report_slug is required", "%s body of %d" % (what, LIMIT))
         r = post_body(LIMIT + 1, chunked)
         assert_error(r, 413, "request body too large", "%s body of %d" % (what, LIMIT + 1))
     assert_alive()
@@ -370,11 +359,9 @@ PARAM_NAMES = [b"date_from", b"date_to", b"window", b"breakdown", b"limit", b"of
 
 def check_route_answer(r, path, what):
     """An answer the contract allows for a GET on a routed path: a JSON envelope with one of
-    the contract's statuses (or the current stub's 500)."""
+    the contract's statuses."""
     assert r is not None, "%s: connection closed without a response" % what
     assert_envelope(r, what)
-    if is_stub(r, path):
-        return
     allowed = {b"/api/v1/health": (200, 503)}.get(path, (200, 400, 401, 404, 503))
     assert r.status in allowed, "%s: got %r" % (what, r)
 
@@ -439,14 +426,14 @@ def test_nasty_management_headers():
                                              [b"X-Management-Key: test-key", b"X-Actor: " + actor,
                                               b"Content-Length: %d" % len(body)], body))
         if actor in (b"\x7f", b"\x01"):  # control bytes HTTP forbids in a field value
-            assert r is None or r.status == 400 or is_stub(r, b"/api/v1/recomputations"), \
+            assert r is None or r.status == 400, \
                 "X-Actor %r: %r" % (actor, r)
             if r is not None and r.headers.get("content-type") != "application/json":
                 print("  NOTE: X-Actor %r -> h2o's own non-JSON %d %r" % (actor, r.status, r.body))
             continue
         what = "trigger with X-Actor %r" % actor[:20]
         assert_envelope(r, what)
-        assert r.status in (202, 400, 409, 503) or is_stub(r, b"/api/v1/recomputations"), \
+        assert r.status in (202, 400, 409, 503), \
             "%s: %r" % (what, r)
         if r.status == 400:
             assert r.json()["error"]["message"] == "requested_by is invalid", r
@@ -466,13 +453,11 @@ def test_path_edge_cases():
     for path in (b"/api/v1/reports/%00", b"/api/v1/reports/%FF", b"/api/v1/reports/\xff\xfe",
                  b"/api/v1/reports/volume%2Dby%2Dperiod", b"/api/v1/reports/%00/run"):
         r = exchange(SVC.port, request_bytes(b"GET", path))
-        if not is_stub(r, path):
-            assert_error(r, 404, "report was not found", "GET %r" % path)
+        assert_error(r, 404, "report was not found", "GET %r" % path)
     for path in (b"/api/v1/recomputations/%00", b"/api/v1/recomputations/\xff",
                  b"/api/v1/recomputations/" + b"f" * 5000):
         r = exchange(SVC.port, request_bytes(b"GET", path, [b"X-Management-Key: test-key"]))
-        if not is_stub(r, path):
-            assert_error(r, 404, "recompute run was not found", "GET %r" % path[:60])
+        assert_error(r, 404, "recompute run was not found", "GET %r" % path[:60])
     # A very long path: 404 JSON if the server takes it, else an error status or close.
     r = error_or_closed(request_bytes(b"GET", b"/api/v1/" + b"a" * 200000), "200 KB path")
     if r is not None and r.headers.get("content-type") == "application/json":
@@ -581,17 +566,6 @@ def test_workers_survived_with_bounded_memory():
         assert kib < 64 * 1024, "worker %d RSS %d KiB >= 64 MiB" % (pid, kib)
 
 
-def detect_stubs():
-    stub = b'{"error":{"code":"internal_error","message":"internal error"}}\n'
-    for fam, path, hdrs in (("reports", b"/api/v1/reports", []),
-                            ("recomputations", b"/api/v1/recomputations", [b"X-Management-Key: test-key"]),
-                            ("audit", b"/api/v1/audit-entries", [b"X-Management-Key: test-key"])):
-        r = exchange(SVC.port, request_bytes(b"GET", path, hdrs))
-        STUBS[fam] = r is not None and r.status == 500 and r.body == stub
-        if STUBS[fam]:
-            print("NOTE: %s handlers answer the stub 500; that answer is accepted for them" % fam)
-
-
 if __name__ == "__main__":
     adtest.require_env()
     DB = adtest.ScratchDatabase()
@@ -599,7 +573,6 @@ if __name__ == "__main__":
         SVC = adtest.Service(DB, HTTP_READ_TIMEOUT="1s", HTTP_WRITE_TIMEOUT="5s", HTTP_WORKERS=2).start()
         START_PIDS = SVC.pids("http worker")
         assert len(START_PIDS) == 2, SVC.children()
-        detect_stubs()
         adtest.run([test_oversized_header_line, test_many_headers,
                     test_huge_content_length_is_refused_without_reading, test_chunked_ten_mb_body,
                     test_body_limit_is_exactly_65536, test_expect_continue_with_oversized_length,

@@ -545,11 +545,7 @@ static void test_seed_force_reset_direct(void **state)
     expect_text(c, "SELECT 'idle'", "idle");
 }
 
-/*
- * Through the binary with SEED_FORCE_RESET=true. NOTE: needs the real configuration parser
- * (cfg.seed_force_reset); the stub common/config.c of the skeleton ignores the variable, so
- * with the stub this test fails at the "seeded 25000 events" assertion.
- */
+/* Through the binary with SEED_FORCE_RESET=true (read by common/config.c for the seed role). */
 static void test_seed_force_reset_binary(void **state)
 {
     fixture *f = *state;
