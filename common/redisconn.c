@@ -4,10 +4,13 @@
  *
  * Two parts:
  *   1. The hiredis event adapter (hiredis 0.14 ships none for h2o): the hiredis fd is wrapped
- *      as an h2o DONT_READ socket; addRead/delRead map to h2o_socket_read_start/stop, addWrite
- *      to a one-shot h2o_socket_notify_write. cleanup closes the h2o socket (which closes the
- *      fd) and sets ac->c.fd = -1 so that redisFree does not close it a second time. The
- *      adapter state belongs to the hiredis context, not to the redisconn.
+ *      as an h2o DONT_READ socket; addRead/delRead map to h2o_socket_read_start/stop. addWrite
+ *      on a connected context schedules a flush at the end of the current loop iteration (a
+ *      0 ms timer), so every command issued in one iteration leaves in one write(2) without
+ *      asking epoll first; while connecting, or when a flush could not write everything, it
+ *      arms a one-shot h2o_socket_notify_write instead. cleanup closes the h2o socket (which closes
+ * the fd) and sets ac->c.fd = -1 so that redisFree does not close it a second time. The adapter
+ * state belongs to the hiredis context, not to the redisconn.
  *   2. The connection object. Every command is a redisconn_cmd owned by the redisconn: first in
  *      `inflight` (handed to hiredis, same order as hiredis's reply queue), then, if the
  *      connection fails, in `failed` until the failure report runs.
@@ -70,6 +73,9 @@ struct redisconn {
     h2o_timeout_t deadlines; /* REDISCONN_TIMEOUT_MS */
     h2o_timeout_t immediate; /* 1 ms: runs the failure report */
     h2o_timeout_entry_t report;
+    h2o_timeout_t end_of_iteration; /* 0 ms: runs the flush */
+    h2o_timeout_entry_t flush;
+    int flushing; /* inside on_flush: a partial write waits for writability instead */
 };
 
 /* ---- hiredis adapter ------------------------------------------------------------------- */
@@ -110,8 +116,16 @@ static void ev_del_read(void *privdata)
 static void ev_add_write(void *privdata)
 {
     redisconn_ev *e = privdata;
+    if (e == NULL)
+        return;
+    redisconn *c = e->ac->data; /* NULL once detached */
+    if (c != NULL && !c->flushing && (e->ac->c.flags & REDIS_CONNECTED) != 0) {
+        if (!h2o_timeout_is_linked(&c->flush))
+            h2o_timeout_link(c->loop, &c->end_of_iteration, &c->flush);
+        return;
+    }
     /* notify_write is one-shot and asserts that no write callback is armed */
-    if (e != NULL && !h2o_socket_is_writing(e->sock))
+    if (!h2o_socket_is_writing(e->sock))
         h2o_socket_notify_write(e->sock, ev_on_writable);
 }
 
@@ -214,6 +228,18 @@ static void on_report(h2o_timeout_entry_t *entry)
             cb(data, REDISCONN_FAILED, NULL);
     }
     c->in_callback--;
+}
+
+/* End of the loop iteration in which commands were queued: write them in one go. A context
+ * replaced since (teardown, then a new connect) waits for its connect notification instead. */
+static void on_flush(h2o_timeout_entry_t *entry)
+{
+    redisconn *c = H2O_STRUCT_FROM_MEMBER(redisconn, flush, entry);
+    if (c->ac == NULL || (c->ac->c.flags & REDIS_CONNECTED) == 0)
+        return;
+    c->flushing = 1;
+    redisAsyncHandleWrite(c->ac); /* may tear the connection down; c stays */
+    c->flushing = 0;
 }
 
 static void on_deadline(h2o_timeout_entry_t *entry)
@@ -468,6 +494,9 @@ redisconn *redisconn_create(h2o_loop_t *loop, const config_redis *ep,
      * in the same h2o_timeout_run pass forever. */
     h2o_timeout_init(loop, &c->immediate, 1);
     c->report.cb = on_report;
+    /* 0 ms is safe here: on_flush never links the flush again (c->flushing). */
+    h2o_timeout_init(loop, &c->end_of_iteration, 0);
+    c->flush.cb = on_flush;
     return c;
 }
 
@@ -495,6 +524,8 @@ void redisconn_destroy(redisconn *c)
     free_cmds(&c->inflight);
     free_cmds(&c->failed);
     h2o_timeout_unlink(&c->report);
+    h2o_timeout_unlink(&c->flush);
+    h2o_timeout_dispose(c->loop, &c->end_of_iteration);
     h2o_timeout_dispose(c->loop, &c->deadlines);
     h2o_timeout_dispose(c->loop, &c->immediate);
     if (c->password != NULL)
