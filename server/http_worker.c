@@ -104,6 +104,36 @@ static void arm_write_deadline(h2o_req_t *req)
     h2o_timeout_link(worker->ctx.loop, &worker->write_timeout, &d->entry);
 }
 
+/* ---- polling while a request is handled ------------------------------------------------- */
+
+/*
+ * h2o 2.2.5's HTTP/1 code stops reading a connection before it hands a request to us and
+ * starts again once the response is written. For a response written in a later loop iteration
+ * (every handler that waits for Redis or PostgreSQL) the loop applies both changes, which is
+ * one epoll_ctl to stop and one to start per request. Keeping the socket polled, with the
+ * callback below in h2o's place, makes both unnecessary: h2o installs its own callback again
+ * when the response is done (reqread_start), and the loop sees no change to apply.
+ *
+ * If bytes or an end of stream arrive meanwhile (a pipelined request, a client going away),
+ * the callback stops reading, which is the state h2o had asked for: the bytes stay in the
+ * socket's input buffer, where h2o looks first when it reads again, and a closed connection is
+ * noticed at the response's write as before.
+ */
+static void on_read_while_handling(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    h2o_socket_read_stop(sock);
+}
+
+static void keep_polling_while_handling(h2o_req_t *req)
+{
+    if (req->version >= 0x200)
+        return; /* HTTP/2 reads all the time (and is not enabled) */
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock != NULL && !h2o_socket_is_reading(sock))
+        h2o_socket_read_start(sock, on_read_while_handling);
+}
+
 /* ---- routing ----------------------------------------------------------------------------- */
 
 static size_t path_length(h2o_req_t *req)
@@ -140,6 +170,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     arm_write_deadline(req);
+    keep_polling_while_handling(req);
     http_app *app = &worker->app;
     switch (m.route) {
     case ROUTE_HEALTH:

@@ -349,6 +349,49 @@ def test_pipelined_garbage_after_valid_request():
     assert_alive()
 
 
+def test_requests_arriving_while_one_is_handled():
+    """A pipelined request, or the end of the stream, that arrives while the connection's current
+    request waits for PostgreSQL or Redis is kept: the worker keeps such connections polled and
+    stops reading at the first bytes (server/http_worker.c), and h2o answers them afterwards, in
+    order."""
+    targets = [(b"/api/v1/reports/status-counts/run", "status-counts"),
+               (b"/api/v1/reports/volume-by-period/run?window=week", "volume-by-period"),
+               (b"/api/v1/reports/top-entities/run?limit=3", "top-entities"),
+               (b"/api/v1/reports?limit=2", None)]
+
+    def check(r, target):
+        doc = assert_envelope(r, target[0])
+        assert r.status == 200, (target[0], r)
+        if target[1] is None:
+            assert isinstance(doc["data"], list), r
+        else:
+            assert doc["data"]["report_slug"] == target[1], (target[0], r)
+
+    for i in range(120):
+        first, second = targets[i % 4], targets[(i + 1 + i // 4) % 4]
+        c = Conn(SVC.port)
+        try:
+            assert c.send(request_bytes(b"GET", first[0]))
+            time.sleep(0.0003 * (i % 5))  # the second request lands during the first's work
+            assert c.send(request_bytes(b"GET", second[0]))
+            check(c.response(), first)
+            check(c.response(), second)
+            assert c.send(request_bytes(b"GET", first[0]))  # and the connection goes on
+            check(c.response(), first)
+        finally:
+            c.close()
+    for i in range(20):
+        c = Conn(SVC.port)
+        try:
+            assert c.send(request_bytes(b"GET", targets[i % 3][0]))
+            c.sock.shutdown(hostile.socket.SHUT_WR)  # end of stream while it is handled
+            check(c.response(), targets[i % 3])
+            assert c.closed_within(2), "the half-closed connection was not closed"
+        finally:
+            c.close()
+    assert_alive()
+
+
 NASTY_VALUES = [b"%00", b"%FF", b"%C0%AF", b"%ED%A0%80", b"a%00b", b"%E2%80%A8", b"%F4%90%80%80",
                 b"\x80\xff", b"\xc3\xa9", b"%", b"%G0", b"%%%", b"+%2B+", b"\xf0\x9f\x98",
                 b"-9223372036854775809", b"99999999999999999999999"]
@@ -580,6 +623,7 @@ if __name__ == "__main__":
                     test_idle_keepalive_connection_is_closed_after_read_timeout,
                     test_body_trickle_is_cut_off_by_read_timeout,
                     test_pipelined_garbage_after_valid_request,
+                    test_requests_arriving_while_one_is_handled,
                     test_invalid_utf8_and_nul_in_query_of_every_route, test_nasty_management_headers,
                     test_path_edge_cases, test_methods, test_http_10, test_conflicting_framing,
                     test_workers_survived_with_bounded_memory])
