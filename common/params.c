@@ -60,28 +60,78 @@ static bool decoded_equals(const char *p, size_t n, const char *name, size_t nam
     return o == name_len;
 }
 
-int query_get(const char *qs, size_t qs_len, const char *name, char *buf, size_t *out_len)
+/* One valid, non-empty piece of a query string, still encoded. */
+typedef struct raw_piece {
+    const char *name, *value; /* value NULL when the piece has no '=' */
+    size_t name_len, value_len;
+} raw_piece;
+
+/* Moves *pos past the next valid non-empty piece of qs and describes it in *p; returns false
+ * when there is none left. */
+static bool next_piece(const char *qs, size_t qs_len, size_t *pos, raw_piece *p)
 {
-    size_t name_len = strlen(name);
-    size_t pos = 0;
-    while (pos < qs_len) {
-        const char *piece = qs + pos;
-        const char *amp = memchr(piece, '&', qs_len - pos);
-        size_t n = amp ? (size_t)(amp - piece) : qs_len - pos;
-        pos += n + 1;
+    while (*pos < qs_len) {
+        const char *piece = qs + *pos;
+        const char *amp = memchr(piece, '&', qs_len - *pos);
+        size_t n = amp ? (size_t)(amp - piece) : qs_len - *pos;
+        *pos += n + 1;
         if (n == 0 || !piece_valid(piece, n))
             continue;
         const char *eq = memchr(piece, '=', n);
-        size_t klen = eq ? (size_t)(eq - piece) : n;
-        if (!decoded_equals(piece, klen, name, name_len))
+        p->name = piece;
+        p->name_len = eq ? (size_t)(eq - piece) : n;
+        p->value = eq ? eq + 1 : NULL;
+        p->value_len = eq ? n - p->name_len - 1 : 0;
+        return true;
+    }
+    return false;
+}
+
+int query_get(const char *qs, size_t qs_len, const char *name, char *buf, size_t *out_len)
+{
+    size_t name_len = strlen(name), pos = 0;
+    raw_piece p;
+    while (next_piece(qs, qs_len, &pos, &p)) {
+        if (!decoded_equals(p.name, p.name_len, name, name_len))
             continue;
-        if (eq)
-            *out_len = decode(eq + 1, n - klen - 1, buf);
-        else
-            *out_len = 0;
+        *out_len = p.value != NULL ? decode(p.value, p.value_len, buf) : 0;
         return 1;
     }
     return 0;
+}
+
+size_t query_piece_bound(const char *qs, size_t qs_len)
+{
+    size_t n = 1;
+    for (const char *p = qs, *end = qs + qs_len; (p = memchr(p, '&', (size_t)(end - p))) != NULL;
+         p++)
+        n++;
+    return n;
+}
+
+size_t query_parse(const char *qs, size_t qs_len, query_param *out, char *buf)
+{
+    size_t count = 0, pos = 0, used = 0;
+    raw_piece p;
+    while (next_piece(qs, qs_len, &pos, &p)) {
+        query_param *q = &out[count++];
+        q->name = buf + used;
+        q->name_len = decode(p.name, p.name_len, buf + used);
+        used += q->name_len;
+        q->value = buf + used;
+        q->value_len = p.value != NULL ? decode(p.value, p.value_len, buf + used) : 0;
+        used += q->value_len;
+    }
+    return count;
+}
+
+const query_param *query_find(const query_param *params, size_t n, const char *name)
+{
+    size_t name_len = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        if (params[i].name_len == name_len && memcmp(params[i].name, name, name_len) == 0)
+            return &params[i];
+    return NULL;
 }
 
 param_int_status param_int(const char *v, size_t len, bool present, int64_t *out)

@@ -24,6 +24,26 @@
  */
 int query_get(const char *qs, size_t qs_len, const char *name, char *buf, size_t *out_len);
 
+/* One decoded piece of a query string (query_parse). */
+typedef struct query_param {
+    const char *name, *value; /* decoded bytes, not NUL-terminated; value "" when no '=' */
+    size_t name_len, value_len;
+} query_param;
+
+/* How many query_param entries query_parse may need for qs: one more than its '&' count. */
+size_t query_piece_bound(const char *qs, size_t qs_len);
+
+/*
+ * API.md §2.1 for handlers that read many parameters: decodes every valid piece of qs, in
+ * order, under the same rules as query_get, into out[] (room for query_piece_bound entries),
+ * with the decoded names and values written to buf (room for qs_len bytes). Returns the number
+ * of entries. query_find on the result answers exactly what query_get would.
+ */
+size_t query_parse(const char *qs, size_t qs_len, query_param *out, char *buf);
+
+/* The first entry of params[0..n) whose name equals the NUL-terminated name, or NULL. */
+const query_param *query_find(const query_param *params, size_t n, const char *name);
+
 typedef enum { PARAM_INT_DEFAULT, PARAM_INT_SET } param_int_status;
 
 /*

@@ -8,85 +8,44 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
+#include "common/json_out.h"
 #include "common/util.h"
 
-/*
- * KEYS[1] = report:version:{slug}; ARGV[1] = "report:{slug}:v"; ARGV[2] = ":{hash}".
- * Returns {version or false, entry or false}. The entry is read only for a version in the
- * canonical decimal form Redis itself writes (so the key text equals the integer's decimal).
- */
-static const char lookup_script[] =
-    "local v = redis.call('GET', KEYS[1])\n"
-    "if not v then\n"
-    "  redis.call('SET', KEYS[1], '1', 'NX')\n"
-    "  v = redis.call('GET', KEYS[1])\n"
-    "end\n"
-    "if not v then return {false, false} end\n"
-    "if not (v == '0' or string.match(v, '^%-?[1-9]%d*$')) or #v > 20 then\n"
-    "  return {v, false}\n"
-    "end\n"
-    "return {v, redis.call('GET', ARGV[1] .. v .. ARGV[2])}\n";
+/* ---- lookup ------------------------------------------------------------------------------ */
 
-static char script_sha[41];
-
-static const char *lookup_script_sha(void)
+/* Appends "report:version:{slug}". */
+static void version_key(jbuf *b, const char *slug, size_t slug_len)
 {
-    if (script_sha[0] == '\0') {
-        static const char hex[] = "0123456789abcdef";
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
-        if (!EVP_Digest(lookup_script, sizeof(lookup_script) - 1, md, &n, EVP_sha1(), NULL) ||
-            n != 20)
-            abort();
-        for (unsigned i = 0; i < 20; i++) {
-            script_sha[2 * i] = hex[md[i] >> 4];
-            script_sha[2 * i + 1] = hex[md[i] & 15];
-        }
-    }
-    return script_sha;
+    jbuf_puts(b, "report:version:");
+    jbuf_append(b, slug, slug_len);
 }
 
-redisconn_cmd *cache_lookup(redisconn *r, const char *slug, size_t slug_len, const char *hash,
-                            int use_eval, redisconn_cb cb, void *data)
+redisconn_cmd *cache_lookup(redisconn *r, const char *slug, size_t slug_len, int64_t guess,
+                            const char *hash, redisconn_cb cb, void *data)
 {
-    char verkey[256], prefix[256], suffix[66];
-    jbuf big;
-    jbuf_init(&big);
-    const char *vk = verkey, *px = prefix;
-    size_t vk_len, px_len;
-    if (slug_len + 16 <= sizeof(verkey)) {
-        memcpy(verkey, "report:version:", 15);
-        memcpy(verkey + 15, slug, slug_len);
-        vk_len = 15 + slug_len;
-        memcpy(prefix, "report:", 7);
-        memcpy(prefix + 7, slug, slug_len);
-        memcpy(prefix + 7 + slug_len, ":v", 2);
-        px_len = slug_len + 9;
-    } else { /* a very long slug: build both in one heap buffer */
-        jbuf_puts(&big, "report:version:");
-        jbuf_append(&big, slug, slug_len);
-        jbuf_puts(&big, "report:");
-        jbuf_append(&big, slug, slug_len);
-        jbuf_puts(&big, ":v");
-        vk = big.data;
-        vk_len = 15 + slug_len;
-        px = big.data + vk_len;
-        px_len = slug_len + 9;
-    }
-    suffix[0] = ':';
-    memcpy(suffix + 1, hash, 64);
-    const char *argv[] = {use_eval ? "EVAL" : "EVALSHA",
-                          use_eval ? lookup_script : lookup_script_sha(),
-                          "1",
-                          vk,
-                          px,
-                          suffix};
-    const size_t argvlen[] = {
-        use_eval ? 4 : 7, use_eval ? sizeof(lookup_script) - 1 : 40, 1, vk_len, px_len, 65};
-    redisconn_cmd *cmd = redisconn_command_argv(r, 6, argv, argvlen, cb, data);
-    jbuf_free(&big);
+    jbuf keys;
+    jbuf_init(&keys);
+    jbuf_reserve(&keys, 2 * slug_len + 128);
+    version_key(&keys, slug, slug_len);
+    size_t vk_len = keys.len;
+    cache_key(&keys, slug, slug_len, guess, hash);
+    const char *argv[] = {"MGET", keys.data, keys.data + vk_len};
+    const size_t argvlen[] = {4, vk_len, keys.len - vk_len};
+    redisconn_cmd *cmd = redisconn_command_argv(r, 3, argv, argvlen, cb, data);
+    jbuf_free(&keys);
+    return cmd;
+}
+
+redisconn_cmd *cache_version_create(redisconn *r, const char *slug, size_t slug_len)
+{
+    jbuf key;
+    jbuf_init(&key);
+    version_key(&key, slug, slug_len);
+    const char *argv[] = {"SET", key.data, "1", "NX"};
+    const size_t argvlen[] = {3, key.len, 1, 2};
+    redisconn_cmd *cmd = redisconn_command_argv(r, 4, argv, argvlen, NULL, NULL);
+    jbuf_free(&key);
     return cmd;
 }
 
@@ -117,19 +76,19 @@ static int parse_version(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
-cache_reply_status cache_lookup_reply(redisconn_status st, const redisReply *reply,
+cache_reply_status cache_lookup_reply(redisconn_status st, const redisReply *reply, int64_t guess,
                                       int64_t *version, const char **value, size_t *len)
 {
-    if (st != REDISCONN_OK || reply == NULL)
-        return CACHE_REPLY_OFF;
-    if (reply->type == REDIS_REPLY_ERROR)
-        return reply->len >= 8 && memcmp(reply->str, "NOSCRIPT", 8) == 0 ? CACHE_REPLY_NOSCRIPT
-                                                                         : CACHE_REPLY_OFF;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+    if (st != REDISCONN_OK || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != 2)
         return CACHE_REPLY_OFF;
     const redisReply *v = reply->element[0], *e = reply->element[1];
+    if (v->type == REDIS_REPLY_NIL)
+        return CACHE_REPLY_ABSENT;
     if (v->type != REDIS_REPLY_STRING || parse_version(v->str, v->len, version) != 0)
         return CACHE_REPLY_OFF;
+    if (*version != guess)
+        return CACHE_REPLY_STALE;
     if (e->type != REDIS_REPLY_STRING)
         return CACHE_REPLY_MISS;
     *value = e->str;
@@ -141,7 +100,8 @@ void cache_key(jbuf *b, const char *slug, size_t slug_len, int64_t version, cons
 {
     jbuf_puts(b, "report:");
     jbuf_append(b, slug, slug_len);
-    jbuf_printf(b, ":v%lld", (long long)version);
+    jbuf_puts(b, ":v");
+    jout_int(b, version);
     jbuf_putc(b, ':');
     jbuf_append(b, hash, 64);
 }
@@ -286,4 +246,41 @@ int cache_hit_response(const char *hash, int64_t version, const char *stored, si
         m->value_len = len;
     }
     return 0;
+}
+
+/* ---- version guesses ---------------------------------------------------------------------- */
+
+typedef struct guess_slot {
+    char *slug;
+    size_t slug_len;
+    int64_t version;
+} guess_slot;
+
+static guess_slot guesses[CACHE_GUESS_SLOTS];
+
+static guess_slot *guess_slot_of(const char *slug, size_t slug_len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < slug_len; i++)
+        h = (h ^ (unsigned char)slug[i]) * 1099511628211ULL;
+    return &guesses[h % CACHE_GUESS_SLOTS];
+}
+
+int64_t cache_version_guess(const char *slug, size_t slug_len)
+{
+    guess_slot *g = guess_slot_of(slug, slug_len);
+    if (g->slug != NULL && g->slug_len == slug_len && memcmp(g->slug, slug, slug_len) == 0)
+        return g->version;
+    return 0;
+}
+
+void cache_version_remember(const char *slug, size_t slug_len, int64_t version)
+{
+    guess_slot *g = guess_slot_of(slug, slug_len);
+    if (g->slug == NULL || g->slug_len != slug_len || memcmp(g->slug, slug, slug_len) != 0) {
+        free(g->slug);
+        g->slug = xstrndup(slug, slug_len);
+        g->slug_len = slug_len;
+    }
+    g->version = version;
 }

@@ -2,14 +2,16 @@
  * server/report_cache.h: the Redis response cache of report runs (DATA.md §7.2–§7.4, API.md
  * §6), as used by the HTTP workers on their event loop (redisconn).
  *
- * Round trips: the lookup is ONE command. A Lua script (sent with EVALSHA, falling back to EVAL
- * once after NOSCRIPT) reads report:version:{slug}; if it is missing it runs SET ... 1 NX and
- * GET again (the F9 sequence, atomic inside the script); if the value is a canonical decimal
- * integer it GETs report:{slug}:v{version}:{hash} and returns both. The entry key is built
- * inside the script from the prefix "report:{slug}:v" and the suffix ":{hash}", which is the
- * exact key format of DATA.md §7.3 (the script touches a key not declared in KEYS, which is
- * fine for a standalone Redis, the only kind this service supports). The write after a miss is
- * a plain SET key value EX ttl whose reply is not awaited.
+ * Round trips: a lookup is ONE command, MGET report:version:{slug} report:{slug}:v{G}:{hash},
+ * where G is this process's guess of the slug's version (the last one it saw). When the version
+ * read equals G, the second value is the entry (or its absence, a miss) under exactly the key
+ * DATA.md §7.3 builds from that version. When it differs (a recompute bumped it since), the
+ * caller remembers the new version and looks up again with it; when the version key is missing,
+ * the caller sends SET report:version:{slug} 1 NX and looks up again (the F9 sequence of §7.2:
+ * the next MGET reads the value that won). Each extra round trip happens once per version bump
+ * per process, so a steady hit costs one MGET, two plain key reads inside Redis. A version
+ * value that is not a canonical decimal integer disables the cache for the request. The write
+ * after a miss is a plain SET key value EX ttl.
  *
  * Callers check shstate_redis_trusted() first: while Redis is untrusted nothing here is used.
  * Connection failures are reported by redisconn (whose on_failure marks Redis untrusted);
@@ -25,23 +27,41 @@
 #include "common/redisconn.h"
 
 /*
- * Sends the lookup for slug and the 64-character hash of the canonical parameters. With
- * use_eval the script text is sent (EVAL) instead of its SHA-1 (EVALSHA). cb gets the raw
- * reply; decode it with cache_lookup_reply. Returns the command handle (never NULL).
+ * Sends the lookup MGET for slug, the version guess and the 64-character hash of the
+ * canonical parameters. cb gets the raw reply; decode it with cache_lookup_reply and the same
+ * guess. Returns the command handle (never NULL).
  */
-redisconn_cmd *cache_lookup(redisconn *r, const char *slug, size_t slug_len, const char *hash,
-                            int use_eval, redisconn_cb cb, void *data);
+redisconn_cmd *cache_lookup(redisconn *r, const char *slug, size_t slug_len, int64_t guess,
+                            const char *hash, redisconn_cb cb, void *data);
 
 typedef enum {
-    CACHE_REPLY_NOSCRIPT, /* the script is not loaded: send again with use_eval */
-    CACHE_REPLY_OFF,      /* error reply, odd reply or non-integer version: no cache */
-    CACHE_REPLY_MISS,     /* *version set, no entry */
-    CACHE_REPLY_HIT,      /* *version set, *value and *len: the stored entry (borrowed) */
+    CACHE_REPLY_OFF,    /* failure, error reply, odd reply or non-integer version: no cache */
+    CACHE_REPLY_ABSENT, /* the version key does not exist: cache_version_create, look up again */
+    CACHE_REPLY_STALE,  /* *version set and not the guess: look up again with *version */
+    CACHE_REPLY_MISS,   /* *version set (the guess), no entry */
+    CACHE_REPLY_HIT,    /* *version set, *value and *len: the stored entry (borrowed) */
 } cache_reply_status;
 
-/* Decodes a lookup reply (st/reply as given to the callback). */
-cache_reply_status cache_lookup_reply(redisconn_status st, const redisReply *reply,
+/* Decodes a lookup reply (st/reply as given to the callback; guess as sent). */
+cache_reply_status cache_lookup_reply(redisconn_status st, const redisReply *reply, int64_t guess,
                                       int64_t *version, const char **value, size_t *len);
+
+/*
+ * SET report:version:{slug} 1 NX, its reply ignored (a failure reaches the trusted flag through
+ * redisconn). Sent just before the next lookup on the same connection, so that lookup reads the
+ * value that won. Returns the command handle (never NULL); it needs no cancelling.
+ */
+redisconn_cmd *cache_version_create(redisconn *r, const char *slug, size_t slug_len);
+
+/*
+ * This process's guess of a slug's version: the last value given to cache_version_remember
+ * for it (CACHE_GUESS_SLOTS slots; a slug that lost its slot guesses 0, which no lookup
+ * confirms unless the version really is 0). A wrong guess costs one extra round trip, never a
+ * wrong answer: the MGET reads the real version beside the guessed entry.
+ */
+#define CACHE_GUESS_SLOTS 64
+int64_t cache_version_guess(const char *slug, size_t slug_len);
+void cache_version_remember(const char *slug, size_t slug_len, int64_t version);
 
 /* Appends "report:{slug}:v{version}:{hash}". */
 void cache_key(jbuf *b, const char *slug, size_t slug_len, int64_t version, const char *hash);

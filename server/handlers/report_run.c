@@ -8,7 +8,7 @@
  * the snapshot query (report_query.h), or the 404 for a public report this service cannot run.
  *
  * The hit path touches neither PostgreSQL nor the catalogue's database: parameters are decoded
- * into the request's pool, the canonical JSON is hashed, one EVALSHA answers, the stored entry
+ * into the request's pool, the canonical JSON is hashed, one MGET answers, the stored entry
  * is checked (jansson, or a memcmp against the worker's memo of entries already checked) and
  * sent with its two members rewritten.
  *
@@ -39,6 +39,8 @@
 #define RUN_DEFAULT_LIMIT   50
 #define RUN_MAX_LIMIT       100
 #define RUN_FAILURE_PING_MS 500
+/* MGETs per request at most: a stale guess or a missing version key costs one more each. */
+#define RUN_LOOKUP_ATTEMPTS 3
 
 typedef struct text {
     const char *p; /* NULL when absent */
@@ -54,8 +56,8 @@ typedef struct run_state {
     size_t slug_len;
     report_kind kind;
     int32_t ttl;
-    const char *qs;
-    size_t qs_len;
+    query_param *params; /* the query string, decoded once (in the pool) */
+    size_t nparams;
     int32_t date_from, date_to;
     const char *window;
     text breakdown, source, status; /* trimmed */
@@ -63,7 +65,8 @@ typedef struct run_state {
     char hash[65];
     char *key; /* cache key for the write after a miss; NULL = do not write */
     size_t key_len;
-    int used_eval;
+    int64_t guess; /* the version the next lookup assumes */
+    int lookups;   /* MGETs sent */
     int64_t query_started_ns;
     jbuf pending; /* a computed response waiting for its cache write to be acknowledged */
 } run_state;
@@ -80,11 +83,8 @@ static void run_dispose(void *p)
 
 static text param(run_state *s, const char *name)
 {
-    text t = {NULL, 0};
-    char *buf = h2o_mem_alloc_pool(&s->req->pool, s->qs_len + 1);
-    if (query_get(s->qs, s->qs_len, name, buf, &t.len))
-        t.p = buf;
-    return t;
+    const query_param *q = query_find(s->params, s->nparams, name);
+    return q != NULL ? (text){q->value, q->value_len} : (text){NULL, 0};
 }
 
 static text trimmed(text t)
@@ -214,6 +214,15 @@ static void run_miss(run_state *s)
         http_send_error(s->req, 500, report_query_failure_message(s->kind));
 }
 
+static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply);
+
+static void lookup(run_state *s)
+{
+    s->lookups++;
+    s->redis =
+        cache_lookup(s->app->redis, s->slug, s->slug_len, s->guess, s->hash, on_cache_lookup, s);
+}
+
 static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
 {
     run_state *s = data;
@@ -221,12 +230,24 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
     int64_t version = 0;
     const char *value = NULL;
     size_t len = 0;
-    cache_reply_status cs = cache_lookup_reply(st, reply, &version, &value, &len);
-    if (cs == CACHE_REPLY_NOSCRIPT && !s->used_eval && shstate_redis_trusted()) {
-        s->used_eval = 1;
-        s->redis =
-            cache_lookup(s->app->redis, s->slug, s->slug_len, s->hash, 1, on_cache_lookup, s);
+    cache_reply_status cs = cache_lookup_reply(st, reply, s->guess, &version, &value, &len);
+    int again = s->lookups < RUN_LOOKUP_ATTEMPTS && shstate_redis_trusted();
+    if (cs == CACHE_REPLY_ABSENT && again) {
+        cache_version_create(s->app->redis, s->slug, s->slug_len);
+        s->guess = 1;
+        lookup(s);
         return;
+    }
+    if (cs == CACHE_REPLY_ABSENT)
+        cs = CACHE_REPLY_OFF;
+    if (cs == CACHE_REPLY_STALE) {
+        cache_version_remember(s->slug, s->slug_len, version);
+        if (again) {
+            s->guess = version;
+            lookup(s);
+            return;
+        }
+        cs = CACHE_REPLY_MISS; /* the entry under this version was not read: a miss */
     }
     if (cs == CACHE_REPLY_HIT) {
         char from[11], to[11];
@@ -312,7 +333,8 @@ static void run_validated(run_state *s)
     cachekey_canonical(&canon, &kp);
     cachekey_sha256_hex(canon.data, canon.len, s->hash);
     jbuf_free(&canon);
-    s->redis = cache_lookup(s->app->redis, s->slug, s->slug_len, s->hash, 0, on_cache_lookup, s);
+    s->guess = cache_version_guess(s->slug, s->slug_len);
+    lookup(s);
 }
 
 static void on_live_lookup(void *data, PGresult *res)
@@ -337,7 +359,10 @@ void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m)
     memset(s, 0, sizeof(*s));
     s->app = app;
     s->req = req;
-    s->qs = http_query_string(req, &s->qs_len);
+    size_t qs_len;
+    const char *qs = http_query_string(req, &qs_len);
+    s->params = h2o_mem_alloc_pool(&req->pool, query_piece_bound(qs, qs_len) * sizeof(*s->params));
+    s->nparams = query_parse(qs, qs_len, s->params, h2o_mem_alloc_pool(&req->pool, qs_len + 1));
 
     /* 1. Date range. */
     text from = param(s, "date_from"), to = param(s, "date_to");

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const names[] = {"date_from", "date_to", "window", "breakdown", "limit",
@@ -247,11 +248,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned char *kv = malloc(size + 1), *av = malloc(size + 1);
     size_t klen = 0, alen = 0;
     bool khas = false, ahas = false;
+    /* query_parse, with exact-size arrays as well, must answer what query_get answers. */
+    size_t bound = query_piece_bound((const char *)data, size);
+    query_param *parsed = malloc(bound * sizeof(*parsed));
+    char *parsed_buf = malloc(size ? size : 1);
+    size_t nparsed = query_parse((const char *)data, size, parsed, parsed_buf);
+    FUZZ_CHECK(nparsed <= bound, "query_parse stored %zu pieces, bound %zu", nparsed, bound);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         size_t got_len = 99999, ref_len = 0;
         int got = query_get((const char *)data, size, names[i], (char *)buf, &got_len);
         int want = ref_query_get(data, size, names[i], ref, &ref_len, scratch);
         FUZZ_CHECK(got == want, "query_get(%s) returned %d, reference %d", names[i], got, want);
+        const query_param *q = query_find(parsed, nparsed, names[i]);
+        FUZZ_CHECK((q != NULL) == got, "query_find(%s) disagrees with query_get", names[i]);
+        FUZZ_CHECK(q == NULL || (q->value_len == got_len && memcmp(q->value, buf, got_len) == 0),
+                   "query_find(%s) value differs from query_get", names[i]);
         if (!got) {
             FUZZ_CHECK(got_len == 99999, "query_get wrote out_len without a match");
         } else {
@@ -273,6 +284,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     check_auth(kv, klen, khas, av, alen, ahas);
+    free(parsed);
+    free(parsed_buf);
     /* The raw input itself as a header-like value. */
     check_trim(data, size);
     free(buf);

@@ -98,10 +98,49 @@ static void test_query_get(void **state)
     }
     /* The explicit length bounds the scan. */
     char buf[16];
+    query_param one[2];
+    assert_int_equal(query_piece_bound("limit=12&x=1", 7), 1);
+    assert_int_equal(query_parse("limit=12&x=1", 7, one, buf), 1);
+    assert_int_equal(one[0].value_len, 1);
     size_t n;
     assert_int_equal(query_get("limit=12&x=1", 7, "limit", buf, &n), 1);
     assert_int_equal(n, 1);
     assert_int_equal(buf[0], '1');
+}
+
+/* query_parse + query_find answer every case exactly as query_get does. */
+static void test_query_parse(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(query_cases) / sizeof(query_cases[0]); i++) {
+        const struct query_case *c = &query_cases[i];
+        size_t qlen = strlen(c->qs);
+        size_t bound = query_piece_bound(c->qs, qlen);
+        query_param *params = malloc(bound * sizeof(*params)); /* exact sizes for ASan */
+        char *buf = malloc(qlen ? qlen : 1);
+        size_t n = query_parse(c->qs, qlen, params, buf);
+        assert_true(n <= bound);
+        const query_param *q = query_find(params, n, c->name);
+        if ((q != NULL) != c->found)
+            fail_msg("case %zu (%s): found %d", i, c->qs, q != NULL);
+        if (q != NULL && (q->value_len != c->want_len || memcmp(q->value, c->want, q->value_len)))
+            fail_msg("case %zu (%s): value [%.*s]", i, c->qs, (int)q->value_len, q->value);
+        free(params);
+        free(buf);
+    }
+    /* Pieces in order, invalid ones skipped, names decoded too. */
+    const char *qs = "a=1&&b%3D=x+y&bad=%zz&c&a=2";
+    query_param p[6];
+    char buf[32];
+    assert_int_equal(query_piece_bound(qs, strlen(qs)), 6);
+    assert_int_equal(query_parse(qs, strlen(qs), p, buf), 4);
+    assert_int_equal(p[1].name_len, 2);
+    assert_memory_equal(p[1].name, "b=", 2);
+    assert_memory_equal(p[1].value, "x y", 3);
+    assert_int_equal(p[2].name_len, 1);
+    assert_int_equal(p[2].value_len, 0);
+    assert_memory_equal(query_find(p, 4, "a")->value, "1", 1);
+    assert_null(query_find(p, 4, "bad"));
 }
 
 /* ---- trimming, blank, matchable ------------------------------------------------------ */
@@ -526,10 +565,15 @@ static void test_auth_candidate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query_get),      cmocka_unit_test(test_trim_every_code_point),
-        cmocka_unit_test(test_trim_table),     cmocka_unit_test(test_matchable),
-        cmocka_unit_test(test_requested_by),   cmocka_unit_test(test_param_int),
-        cmocka_unit_test(test_param_window),   cmocka_unit_test(test_uuid_parse),
+        cmocka_unit_test(test_query_get),
+        cmocka_unit_test(test_query_parse),
+        cmocka_unit_test(test_trim_every_code_point),
+        cmocka_unit_test(test_trim_table),
+        cmocka_unit_test(test_matchable),
+        cmocka_unit_test(test_requested_by),
+        cmocka_unit_test(test_param_int),
+        cmocka_unit_test(test_param_window),
+        cmocka_unit_test(test_uuid_parse),
         cmocka_unit_test(test_auth_candidate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "server/catalogue.h"
@@ -131,38 +132,77 @@ static void test_lookup_reply_decoding(void **state)
     redisReply v = {.type = REDIS_REPLY_STRING, .str = "12", .len = 2};
     redisReply e = {.type = REDIS_REPLY_STRING, .str = "{}", .len = 2};
     redisReply nil = {.type = REDIS_REPLY_NIL};
-    redisReply *hit_el[] = {&v, &e}, *miss_el[] = {&v, &nil};
+    redisReply *hit_el[] = {&v, &e}, *miss_el[] = {&v, &nil}, *absent_el[] = {&nil, &e};
     redisReply hit = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = hit_el};
     redisReply miss = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = miss_el};
-    redisReply noscript = {.type = REDIS_REPLY_ERROR, .str = "NOSCRIPT No matching", .len = 20};
+    redisReply absent = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = absent_el};
+    redisReply one = {.type = REDIS_REPLY_ARRAY, .elements = 1, .element = hit_el};
     redisReply err = {.type = REDIS_REPLY_ERROR, .str = "WRONGTYPE x", .len = 11};
     int64_t version = 0;
     const char *value = NULL;
     size_t len = 0;
-    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &hit, &version, &value, &len),
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &hit, 12, &version, &value, &len),
                      CACHE_REPLY_HIT);
     assert_int_equal(version, 12);
     assert_int_equal(len, 2);
-    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &miss, &version, &value, &len),
+    assert_ptr_equal(value, e.str);
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &miss, 12, &version, &value, &len),
                      CACHE_REPLY_MISS);
-    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &noscript, &version, &value, &len),
-                     CACHE_REPLY_NOSCRIPT);
-    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &err, &version, &value, &len),
+    /* The entry read under a wrong guess is never used, hit or not. */
+    version = 0;
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &hit, 11, &version, &value, &len),
+                     CACHE_REPLY_STALE);
+    assert_int_equal(version, 12);
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &miss, 0, &version, &value, &len),
+                     CACHE_REPLY_STALE);
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &absent, 1, &version, &value, &len),
+                     CACHE_REPLY_ABSENT);
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &err, 12, &version, &value, &len),
                      CACHE_REPLY_OFF);
-    assert_int_equal(cache_lookup_reply(REDISCONN_FAILED, NULL, &version, &value, &len),
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &one, 12, &version, &value, &len),
+                     CACHE_REPLY_OFF);
+    assert_int_equal(cache_lookup_reply(REDISCONN_FAILED, NULL, 12, &version, &value, &len),
                      CACHE_REPLY_OFF);
     const char *bad[] = {"", "abc", "01", "+1", "-0", "1.5", "9223372036854775808", " 1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         v.str = (char *)bad[i];
         v.len = strlen(bad[i]);
-        assert_int_equal(cache_lookup_reply(REDISCONN_OK, &miss, &version, &value, &len),
+        assert_int_equal(cache_lookup_reply(REDISCONN_OK, &hit, 1, &version, &value, &len),
                          CACHE_REPLY_OFF);
     }
     v.str = "-9223372036854775808";
     v.len = strlen(v.str);
-    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &miss, &version, &value, &len),
+    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &miss, INT64_MIN, &version, &value, &len),
                      CACHE_REPLY_MISS);
     assert_true(version == INT64_MIN);
+}
+
+static void test_version_guesses(void **state)
+{
+    (void)state;
+    assert_int_equal(cache_version_guess("status-counts", 13), 0);
+    cache_version_remember("status-counts", 13, 7);
+    cache_version_remember("top-entities", 12, 3);
+    assert_int_equal(cache_version_guess("status-counts", 13), 7);
+    assert_int_equal(cache_version_guess("top-entities", 12), 3);
+    /* Length counts: a prefix of a known slug is another slug. */
+    assert_int_equal(cache_version_guess("status-count", 12), 0);
+    cache_version_remember("status-counts", 13, 8);
+    assert_int_equal(cache_version_guess("status-counts", 13), 8);
+    /* Many slugs: each guess is the remembered one or 0, never another slug's. */
+    char slug[32];
+    for (int i = 0; i < 4 * CACHE_GUESS_SLOTS; i++) {
+        int n = snprintf(slug, sizeof(slug), "report-%d", i);
+        cache_version_remember(slug, (size_t)n, 1000 + i);
+    }
+    int kept = 0;
+    for (int i = 0; i < 4 * CACHE_GUESS_SLOTS; i++) {
+        int n = snprintf(slug, sizeof(slug), "report-%d", i);
+        int64_t g = cache_version_guess(slug, (size_t)n);
+        assert_true(g == 0 || g == 1000 + i);
+        kept += g != 0;
+    }
+    assert_true(kept > 0 && kept <= CACHE_GUESS_SLOTS);
 }
 
 static void test_cache_key_text(void **state)
@@ -229,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_unusable_entries_are_rejected),
         cmocka_unit_test(test_memo_reuses_only_identical_entries),
         cmocka_unit_test(test_lookup_reply_decoding),
+        cmocka_unit_test(test_version_guesses),
         cmocka_unit_test(test_cache_key_text),
         cmocka_unit_test(test_kinds_and_shapes),
         cmocka_unit_test(test_filters_in_byte_order),
