@@ -354,6 +354,14 @@ def report(results_path, facts_path):
         add("", "c=%s p50 ms" % c, fmt(op50), fmt(hp50), fmt(op50 / hp50 if op50 and hp50 else None), "", "")
         pr = op99 / hp99 if op99 and hp99 else None
         add("", "c=%s p99 ms" % c, fmt(op99), fmt(hp99), fmt(pr), "<= 2.00", verdict(pr, 2.0, False))
+        rg = med(res, "cached.c%s.redis_get.rps" % c)
+        if rg:  # informative: the Redis round trip alone, which every cached read includes
+            add("", "c=%s vs Redis GET alone (redis-benchmark)" % c, fmt(ors), fmt(rg),
+                fmt(ors / rg if ors else None), "", "")
+        ocpu, hcpu = med(res, o + ".cpu_us"), med(res, h + ".cpu_us")
+        if ocpu and hcpu:  # informative: steadier than req/s when neighbours load the machine
+            add("", "c=%s machine CPU us/req (ratio h2o/ours)" % c, fmt(ocpu), fmt(hcpu),
+                fmt(hcpu / ocpu), "", "")
         bad = sum(res.get(o + ".bad", [0]))
         if bad:
             add("", "c=%s non-2xx/errors" % c, "%d" % bad, "", "", "0", "MISS")
