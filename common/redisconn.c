@@ -8,9 +8,9 @@
  *      on a connected context schedules a flush at the end of the current loop iteration (a
  *      0 ms timer), so every command issued in one iteration leaves in one write(2) without
  *      asking epoll first; while connecting, or when a flush could not write everything, it
- *      arms a one-shot h2o_socket_notify_write instead. cleanup closes the h2o socket (which closes
- * the fd) and sets ac->c.fd = -1 so that redisFree does not close it a second time. The adapter
- * state belongs to the hiredis context, not to the redisconn.
+ *      arms a one-shot h2o_socket_notify_write instead. cleanup closes the h2o socket (which
+ *      closes the fd) and sets ac->c.fd = -1 so that redisFree does not close it a second
+ *      time. The adapter state belongs to the hiredis context, not to the redisconn.
  *   2. The connection object. Every command is a redisconn_cmd owned by the redisconn: first in
  *      `inflight` (handed to hiredis, same order as hiredis's reply queue), then, if the
  *      connection fails, in `failed` until the failure report runs.
