@@ -32,15 +32,6 @@
 #define HTTP_PG_CONNECTIONS 4
 #define HTTP_PG_QUEUE       1024
 
-/* One accepted connection, so a request can find its socket (h2o 2.2.5 keeps the HTTP/1
- * connection struct private): matched through the peer address. */
-typedef struct http_conn {
-    h2o_socket_t *sock;
-    struct sockaddr_storage peer;
-    socklen_t peer_len;
-    struct http_conn *prev, *next;
-} http_conn;
-
 typedef struct http_worker {
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
@@ -50,8 +41,7 @@ typedef struct http_worker {
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick_entry;
     h2o_timeout_t write_timeout;
-    size_t connections;
-    http_conn *conns;
+    size_t connections; /* accepted and not yet closed */
     int draining;
     int64_t drain_deadline_ns;
     int slot;
@@ -73,18 +63,13 @@ typedef struct write_deadline {
 static void on_write_deadline(h2o_timeout_entry_t *entry)
 {
     write_deadline *d = CONTAINER_OF(entry, write_deadline, entry);
-    struct sockaddr_storage peer;
-    socklen_t len = d->req->conn->callbacks->get_peername(d->req->conn, (struct sockaddr *)&peer);
+    h2o_socket_t *sock = d->req->conn->callbacks->get_socket(d->req->conn);
     log_warn("HTTP_WRITE_TIMEOUT expired; closing the connection");
     /* Shut the socket down so the peer sees the connection close, then answer: the write fails,
      * h2o closes the connection and frees the request, and the handler's dispose hook cancels
      * its pending work. A late handler answer is ignored (http_send_body answers once). */
-    for (http_conn *c = worker->conns; c != NULL && len != 0; c = c->next) {
-        if (c->peer_len == len && memcmp(&c->peer, &peer, len) == 0) {
-            shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
-            break;
-        }
-    }
+    if (sock != NULL)
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
     http_send_error(d->req, 500, "internal error");
 }
 
@@ -275,14 +260,7 @@ static void maybe_exit(void)
 
 static void on_connection_close(void *data)
 {
-    http_conn *c = data;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        worker->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    free(c);
+    (void)data;
     worker->connections--;
     maybe_exit();
 }
@@ -295,18 +273,9 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             return;
-        http_conn *c = xcalloc(1, sizeof(*c));
-        c->sock = sock;
-        c->peer_len = sizeof(c->peer);
-        if (getpeername(h2o_socket_get_fd(sock), (struct sockaddr *)&c->peer, &c->peer_len) != 0)
-            c->peer_len = 0;
-        c->next = worker->conns;
-        if (c->next != NULL)
-            c->next->prev = c;
-        worker->conns = c;
         worker->connections++;
         sock->on_close.cb = on_connection_close;
-        sock->on_close.data = c;
+        sock->on_close.data = NULL;
         h2o_accept(&worker->accept_ctx, sock);
     }
 }
