@@ -23,6 +23,20 @@ shstate *shstate_create(void)
     return p;
 }
 
+int32_t shstate_fewest_http_connections(int self)
+{
+    int32_t fewest = -1;
+    for (int i = SHSTATE_FIRST_HTTP_SLOT; shstate_global != NULL && i < SHSTATE_MAX_SLOTS; i++) {
+        shstate_slot *s = &shstate_global->slots[i];
+        if (i == self || atomic_load(&s->pid) == 0 || atomic_load(&s->ready) == 0)
+            continue;
+        int32_t n = atomic_load(&s->connections);
+        if (fewest < 0 || n < fewest)
+            fewest = n;
+    }
+    return fewest;
+}
+
 bool shstate_redis_trusted(void)
 {
     return shstate_global != NULL && atomic_load(&shstate_global->redis_trusted) == 1;

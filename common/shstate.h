@@ -2,6 +2,9 @@
  * common/shstate.h: process-shared state that is not the job ring: one slot per child process
  * (readiness, heartbeat) and the Redis trusted/untrusted flag of DATA.md §7.6.
  *
+ * Slot layout: [0] supervisor, [1..64] recompute workers, [SHSTATE_FIRST_HTTP_SLOT..) HTTP workers
+ * (the master assigns them; server/master.c).
+ *
  * An anonymous MAP_SHARED mapping made by the master before the first fork, so every child,
  * including respawned ones, sees the same memory and nothing has a name that could leak.
  * Fields are single aligned atomics; no locks, so a child killed at any instruction cannot
@@ -15,13 +18,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SHSTATE_MAX_SLOTS 640
+#define SHSTATE_MAX_SLOTS       640
+#define SHSTATE_FIRST_HTTP_SLOT 65
 
 typedef struct shstate_slot {
     _Atomic int32_t pid;           /* child pid, 0 when empty */
     _Atomic int32_t ready;         /* set by the child once it serves */
     _Atomic int64_t heartbeat_ns;  /* CLOCK_MONOTONIC, refreshed by the child's loop */
     _Atomic int64_t busy_until_ns; /* recompute: job deadline while busy, 0 when idle */
+    _Atomic int32_t connections;   /* HTTP: open client connections */
 } shstate_slot;
 
 typedef struct shstate {
@@ -37,6 +42,13 @@ shstate *shstate_create(void);
 
 /* The mapping inherited by this process (set by shstate_create before fork). */
 extern shstate *shstate_global;
+
+/*
+ * The fewest open connections held by a ready HTTP worker other than the one in slot `self`,
+ * or -1 when no other HTTP worker is ready. Reads every HTTP slot (a few hundred atomic loads):
+ * meant for accepting a connection, not for every request.
+ */
+int32_t shstate_fewest_http_connections(int self);
 
 /* Redis state helpers, callable from any process. Marking untrusted logs once per change. */
 bool shstate_redis_trusted(void);

@@ -31,6 +31,10 @@
 #define HTTP_TICK_MS        500
 #define HTTP_PG_CONNECTIONS 4
 #define HTTP_PG_QUEUE       1024
+/* How long a worker holding more connections than another leaves a new one to the others.
+ * The loop's clock has millisecond resolution (a 1 ms timer may fire at once), and a sanitizer
+ * build's workers needed more than 1 ms to pick a connection up. */
+#define HTTP_ACCEPT_DEFER_MS 5
 
 typedef struct http_worker {
     h2o_globalconf_t globalconf;
@@ -41,7 +45,9 @@ typedef struct http_worker {
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick_entry;
     h2o_timeout_t write_timeout;
-    size_t connections; /* accepted and not yet closed */
+    size_t connections; /* accepted and not yet closed (also in the shared slot) */
+    h2o_timeout_t accept_defer;
+    h2o_timeout_entry_t accept_resume; /* linked while this worker steps back */
     int draining;
     int64_t drain_deadline_ns;
     int slot;
@@ -258,26 +264,64 @@ static void maybe_exit(void)
     }
 }
 
+static void set_connections(size_t n)
+{
+    worker->connections = n;
+    atomic_store(&shstate_global->slots[worker->slot].connections, (int32_t)n);
+}
+
 static void on_connection_close(void *data)
 {
     (void)data;
-    worker->connections--;
+    set_connections(worker->connections - 1);
     maybe_exit();
+}
+
+/*
+ * Sharing out connections. Every worker polls the shared listening socket, and the socket stays
+ * readable while connections wait, so every free worker is woken for each of them. A worker
+ * takes one connection per wake-up (nginx's default), and a worker that holds more connections
+ * than another ready worker first steps back for HTTP_ACCEPT_DEFER_MS, leaving the connection
+ * to the others; a connection still waiting after that (the others are busy or stuck) it takes.
+ * Without this, the first worker to wake drained a burst (a client opening its pool of
+ * keep-alive connections: wrk's 64 sometimes all landed on one worker), and served every
+ * request on them from one core for as long as they stayed open.
+ */
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+/* Accepts one waiting connection, if any. */
+static void accept_one(h2o_socket_t *listener)
+{
+    h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+    if (sock == NULL)
+        return; /* another worker was quicker */
+    set_connections(worker->connections + 1);
+    sock->on_close.cb = on_connection_close;
+    sock->on_close.data = NULL;
+    h2o_accept(&worker->accept_ctx, sock);
+}
+
+/* End of a step back: poll again, and take a connection the others left waiting. */
+static void on_accept_resume(h2o_timeout_entry_t *entry)
+{
+    (void)entry;
+    if (worker->listener == NULL)
+        return;
+    h2o_socket_read_start(worker->listener, on_accept);
+    accept_one(worker->listener);
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err != NULL)
         return;
-    for (int i = 0; i < 16; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            return;
-        worker->connections++;
-        sock->on_close.cb = on_connection_close;
-        sock->on_close.data = NULL;
-        h2o_accept(&worker->accept_ctx, sock);
+    int32_t fewest = shstate_fewest_http_connections(worker->slot);
+    if (fewest >= 0 && (size_t)fewest < worker->connections) {
+        h2o_socket_read_stop(listener);
+        h2o_timeout_link(worker->ctx.loop, &worker->accept_defer, &worker->accept_resume);
+        return;
     }
+    accept_one(listener);
 }
 
 static void begin_drain(void)
@@ -292,6 +336,8 @@ static void begin_drain(void)
         h2o_socket_close(worker->listener); /* closes our copy of the shared descriptor */
         worker->listener = NULL;
     }
+    if (h2o_timeout_is_linked(&worker->accept_resume))
+        h2o_timeout_unlink(&worker->accept_resume);
     h2o_context_request_shutdown(&worker->ctx);
     log_info("draining %zu connection(s)", worker->connections);
     maybe_exit();
@@ -390,6 +436,8 @@ int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot)
                      ns_to_ms_ceil(cfg->http_write_timeout_ns));
     worker->tick_entry.cb = on_tick;
     h2o_timeout_link(worker->ctx.loop, &worker->tick_timeout, &worker->tick_entry);
+    h2o_timeout_init(worker->ctx.loop, &worker->accept_defer, HTTP_ACCEPT_DEFER_MS);
+    worker->accept_resume.cb = on_accept_resume;
 
     worker->listener =
         h2o_evloop_socket_create(worker->ctx.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);

@@ -99,7 +99,7 @@ typedef struct master {
 /* Slot layout: [0] supervisor, [1..64] recompute workers, [65..) HTTP workers. */
 #define SLOT_SUPERVISOR      0
 #define SLOT_RECOMPUTE_FIRST 1
-#define SLOT_HTTP_FIRST      65
+#define SLOT_HTTP_FIRST      SHSTATE_FIRST_HTTP_SLOT
 
 static const char *role_name(child_role r)
 {
@@ -146,6 +146,7 @@ static void spawn(master *m, int slot_no)
     atomic_store(&sh->pid, 0);
     atomic_store(&sh->ready, 0);
     atomic_store(&sh->busy_until_ns, 0);
+    atomic_store(&sh->connections, 0);
     atomic_store(&sh->heartbeat_ns, clock_monotonic_ns());
     if (s->role == ROLE_RECOMPUTE)
         ring_worker_reincarnate(m->ring, (uint32_t)(slot_no - SLOT_RECOMPUTE_FIRST));

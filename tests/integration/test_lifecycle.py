@@ -2,7 +2,8 @@
 
 Master + HTTP workers + recompute workers + supervisor against a scratch PostgreSQL database and
 the test Redis: process titles, crash replacement under traffic, back-off, graceful stop, reload,
-master death, configuration errors and the sd_notify protocol (CONFIG.md §5, issue 3).
+master death, configuration errors, the sharing out of connections between HTTP workers and the
+sd_notify protocol (CONFIG.md §5, issue 3).
 """
 
 import http.client
@@ -220,6 +221,56 @@ def test_write_timeout_closes_a_stuck_request():
         assert svc.stop() == 0, svc.logs()
 
 
+def established_per_worker(svc):
+    """Established client connections on svc's port held by each HTTP worker (from /proc)."""
+    port = "%04X" % svc.port
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[1].rsplit(":", 1)[1] == port and cols[3] == "01":
+                    established.add(cols[9])
+    counts = {}
+    for pid in svc.pids("http worker"):
+        inodes = set()
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        counts[pid] = len(inodes & established)
+    return counts
+
+
+def test_a_burst_of_connections_is_shared_out():
+    """64 connections opened at once (a client filling its keep-alive pool) end up spread over
+    the HTTP workers, so their requests use every core (server/http_worker.c, on_accept); the
+    first worker to wake used to drain the whole burst."""
+    svc = adtest.Service(DB, HTTP_WORKERS=2).start()
+    try:
+        request = b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\n\r\n"
+        for burst in range(4):
+            conns = [socket.create_connection(("127.0.0.1", svc.port), timeout=10)
+                     for _ in range(64)]
+            try:
+                for c in conns:
+                    c.sendall(request)
+                for c in conns:  # every connection has been accepted and answered
+                    assert c.recv(65536).startswith(b"HTTP/1.1 "), "no answer"
+                counts = established_per_worker(svc)
+                assert sum(counts.values()) == 64, counts
+                assert all(24 <= n <= 40 for n in counts.values()), (burst, counts)
+            finally:
+                for c in conns:
+                    c.close()
+            assert adtest.wait_until(lambda: sum(established_per_worker(svc).values()) == 0, 10)
+    finally:
+        assert svc.stop() == 0, svc.logs()
+
+
 def test_notify_protocol():
     path = "/tmp/analyticsd-notify-%d.sock" % os.getpid()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -264,6 +315,6 @@ if __name__ == "__main__":
                     test_sighup_replaces_http_workers_without_refusing,
                     test_children_exit_when_master_is_killed, test_configuration_error_exits_one_with_message,
                     test_port_in_use_exits_one, test_write_timeout_closes_a_stuck_request,
-                    test_notify_protocol])
+                    test_a_burst_of_connections_is_shared_out, test_notify_protocol])
     finally:
         DB.drop()
