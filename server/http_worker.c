@@ -21,6 +21,8 @@
 #include "server/router.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -31,10 +33,12 @@
 #define HTTP_TICK_MS        500
 #define HTTP_PG_CONNECTIONS 4
 #define HTTP_PG_QUEUE       1024
-/* How long a worker holding more connections than another leaves a new one to the others.
- * The loop's clock has millisecond resolution (a 1 ms timer may fire at once), and a sanitizer
- * build's workers needed more than 1 ms to pick a connection up. */
-#define HTTP_ACCEPT_DEFER_MS 5
+/* Sharing out connections (on_accept): at most HTTP_ACCEPT_BATCH per wake-up, while this
+ * worker holds at most HTTP_ACCEPT_SLACK more than the least loaded worker; above that it
+ * leaves waiting connections to the others for up to HTTP_ACCEPT_WAIT_NS. */
+#define HTTP_ACCEPT_BATCH   16
+#define HTTP_ACCEPT_SLACK   1
+#define HTTP_ACCEPT_WAIT_NS 10000000
 
 typedef struct http_worker {
     h2o_globalconf_t globalconf;
@@ -45,9 +49,9 @@ typedef struct http_worker {
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick_entry;
     h2o_timeout_t write_timeout;
-    size_t connections; /* accepted and not yet closed (also in the shared slot) */
-    h2o_timeout_t accept_defer;
-    h2o_timeout_entry_t accept_resume; /* linked while this worker steps back */
+    size_t connections;     /* accepted and not yet closed (also in the shared slot) */
+    int64_t leave_since_ns; /* when this worker began leaving connections to the others */
+    int64_t last_left_ns;   /* when it last did */
     int draining;
     int64_t drain_deadline_ns;
     int slot;
@@ -278,50 +282,61 @@ static void on_connection_close(void *data)
 }
 
 /*
- * Sharing out connections. Every worker polls the shared listening socket, and the socket stays
- * readable while connections wait, so every free worker is woken for each of them. A worker
- * takes one connection per wake-up (nginx's default), and a worker that holds more connections
- * than another ready worker first steps back for HTTP_ACCEPT_DEFER_MS, leaving the connection
- * to the others; a connection still waiting after that (the others are busy or stuck) it takes.
- * Without this, the first worker to wake drained a burst (a client opening its pool of
- * keep-alive connections: wrk's 64 sometimes all landed on one worker), and served every
- * request on them from one core for as long as they stayed open.
+ * Sharing out connections. Every worker polls the shared listening socket; it stays readable
+ * while connections wait, so every worker is woken for each of them. A worker takes up to
+ * HTTP_ACCEPT_BATCH per wake-up, but only while it holds at most HTTP_ACCEPT_SLACK connections
+ * more than the least loaded ready worker (counts in the shared slots). Above that it returns
+ * without accepting, yielding the CPU to the workers that should, and is woken again at once
+ * (the socket is still readable): it keeps serving its own connections meanwhile, and takes a
+ * connection itself only when one has been left waiting for HTTP_ACCEPT_WAIT_NS (the others
+ * are busy or stuck).
+ *
+ * Without this the first worker to wake drained a burst (a client opening its pool of
+ * keep-alive connections: wrk's 64 sometimes all landed on one worker) and served every request
+ * on them from one core for as long as they stayed open. Taking one connection per wake-up is
+ * not enough (a burst of 256 then took 200 ms to accept under load), and sleeping instead of
+ * yielding stalled bursts whenever two workers waited on each other.
  */
-static void on_accept(h2o_socket_t *listener, const char *err);
+static bool above_fair_share(void)
+{
+    int32_t fewest = shstate_fewest_http_connections(worker->slot);
+    return fewest >= 0 && worker->connections > (size_t)fewest + HTTP_ACCEPT_SLACK;
+}
 
-/* Accepts one waiting connection, if any. */
-static void accept_one(h2o_socket_t *listener)
+/* Accepts one waiting connection; returns false when there was none. */
+static bool accept_one(h2o_socket_t *listener)
 {
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
     if (sock == NULL)
-        return; /* another worker was quicker */
+        return false; /* another worker was quicker */
     set_connections(worker->connections + 1);
     sock->on_close.cb = on_connection_close;
     sock->on_close.data = NULL;
     h2o_accept(&worker->accept_ctx, sock);
-}
-
-/* End of a step back: poll again, and take a connection the others left waiting. */
-static void on_accept_resume(h2o_timeout_entry_t *entry)
-{
-    (void)entry;
-    if (worker->listener == NULL)
-        return;
-    h2o_socket_read_start(worker->listener, on_accept);
-    accept_one(worker->listener);
+    return true;
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err != NULL)
         return;
-    int32_t fewest = shstate_fewest_http_connections(worker->slot);
-    if (fewest >= 0 && (size_t)fewest < worker->connections) {
-        h2o_socket_read_stop(listener);
-        h2o_timeout_link(worker->ctx.loop, &worker->accept_defer, &worker->accept_resume);
+    if (above_fair_share()) {
+        int64_t now = clock_monotonic_ns();
+        if (now - worker->last_left_ns > HTTP_ACCEPT_WAIT_NS)
+            worker->leave_since_ns = now; /* a new wait: the last one ended a while ago */
+        worker->last_left_ns = now;
+        if (now - worker->leave_since_ns < HTTP_ACCEPT_WAIT_NS) {
+            sched_yield();
+            return;
+        }
+        worker->leave_since_ns = now; /* left waiting too long: take one, then wait again */
+        accept_one(listener);
         return;
     }
-    accept_one(listener);
+    for (int i = 0; i < HTTP_ACCEPT_BATCH && (i == 0 || !above_fair_share()); i++) {
+        if (!accept_one(listener))
+            break;
+    }
 }
 
 static void begin_drain(void)
@@ -336,8 +351,6 @@ static void begin_drain(void)
         h2o_socket_close(worker->listener); /* closes our copy of the shared descriptor */
         worker->listener = NULL;
     }
-    if (h2o_timeout_is_linked(&worker->accept_resume))
-        h2o_timeout_unlink(&worker->accept_resume);
     h2o_context_request_shutdown(&worker->ctx);
     log_info("draining %zu connection(s)", worker->connections);
     maybe_exit();
@@ -436,8 +449,6 @@ int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot)
                      ns_to_ms_ceil(cfg->http_write_timeout_ns));
     worker->tick_entry.cb = on_tick;
     h2o_timeout_link(worker->ctx.loop, &worker->tick_timeout, &worker->tick_entry);
-    h2o_timeout_init(worker->ctx.loop, &worker->accept_defer, HTTP_ACCEPT_DEFER_MS);
-    worker->accept_resume.cb = on_accept_resume;
 
     worker->listener =
         h2o_evloop_socket_create(worker->ctx.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
