@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/evp.h>
 
@@ -68,10 +69,21 @@ void cachekey_build(jbuf *out, const char *slug, int64_t version, const struct c
     cachekey_canonical(&canon, p);
     cachekey_sha256_hex(canon.data, canon.len, hash);
     jbuf_free(&canon);
+    cachekey_entry(out, slug, strlen(slug), version, hash);
+}
+
+void cachekey_entry(jbuf *out, const char *slug, size_t slug_len, int64_t version, const char *hash)
+{
     jbuf_puts(out, "report:");
-    jbuf_puts(out, slug);
+    jbuf_append(out, slug, slug_len);
     jbuf_puts(out, ":v");
     jout_int(out, version);
     jbuf_putc(out, ':');
     jbuf_append(out, hash, 64);
+}
+
+void cachekey_version(jbuf *out, const char *slug, size_t slug_len)
+{
+    jbuf_puts(out, "report:version:");
+    jbuf_append(out, slug, slug_len);
 }

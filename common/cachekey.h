@@ -43,4 +43,12 @@ void cachekey_sha256_hex(const void *data, size_t len, char out[65]);
 /* Appends "report:{slug}:v{version}:{sha256 hex of the canonical JSON}". */
 void cachekey_build(jbuf *out, const char *slug, int64_t version, const struct cachekey_params *p);
 
+/* Appends the entry key "report:{slug}:v{version}:{hash}" for an already computed 64-character
+ * hash (DATA.md §7.3). */
+void cachekey_entry(jbuf *out, const char *slug, size_t slug_len, int64_t version,
+                    const char *hash);
+
+/* Appends the version key "report:version:{slug}" (DATA.md §7.2). */
+void cachekey_version(jbuf *out, const char *slug, size_t slug_len);
+
 #endif

@@ -9,17 +9,10 @@
 
 #include <jansson.h>
 
-#include "common/json_out.h"
+#include "common/cachekey.h"
 #include "common/util.h"
 
 /* ---- lookup ------------------------------------------------------------------------------ */
-
-/* Appends "report:version:{slug}". */
-static void version_key(jbuf *b, const char *slug, size_t slug_len)
-{
-    jbuf_puts(b, "report:version:");
-    jbuf_append(b, slug, slug_len);
-}
 
 redisconn_cmd *cache_lookup(redisconn *r, const char *slug, size_t slug_len, int64_t guess,
                             const char *hash, redisconn_cb cb, void *data)
@@ -27,9 +20,9 @@ redisconn_cmd *cache_lookup(redisconn *r, const char *slug, size_t slug_len, int
     jbuf keys;
     jbuf_init(&keys);
     jbuf_reserve(&keys, 2 * slug_len + 128);
-    version_key(&keys, slug, slug_len);
+    cachekey_version(&keys, slug, slug_len);
     size_t vk_len = keys.len;
-    cache_key(&keys, slug, slug_len, guess, hash);
+    cachekey_entry(&keys, slug, slug_len, guess, hash);
     const char *argv[] = {"MGET", keys.data, keys.data + vk_len};
     const size_t argvlen[] = {4, vk_len, keys.len - vk_len};
     redisconn_cmd *cmd = redisconn_command_argv(r, 3, argv, argvlen, cb, data);
@@ -41,7 +34,7 @@ redisconn_cmd *cache_version_create(redisconn *r, const char *slug, size_t slug_
 {
     jbuf key;
     jbuf_init(&key);
-    version_key(&key, slug, slug_len);
+    cachekey_version(&key, slug, slug_len);
     const char *argv[] = {"SET", key.data, "1", "NX"};
     const size_t argvlen[] = {3, key.len, 1, 2};
     redisconn_cmd *cmd = redisconn_command_argv(r, 4, argv, argvlen, NULL, NULL);
@@ -94,16 +87,6 @@ cache_reply_status cache_lookup_reply(redisconn_status st, const redisReply *rep
     *value = e->str;
     *len = e->len;
     return CACHE_REPLY_HIT;
-}
-
-void cache_key(jbuf *b, const char *slug, size_t slug_len, int64_t version, const char *hash)
-{
-    jbuf_puts(b, "report:");
-    jbuf_append(b, slug, slug_len);
-    jbuf_puts(b, ":v");
-    jout_int(b, version);
-    jbuf_putc(b, ':');
-    jbuf_append(b, hash, 64);
 }
 
 redisconn_cmd *cache_store(redisconn *r, const char *key, size_t key_len, const char *value,

@@ -63,9 +63,6 @@ redisconn_cmd *cache_version_create(redisconn *r, const char *slug, size_t slug_
 int64_t cache_version_guess(const char *slug, size_t slug_len);
 void cache_version_remember(const char *slug, size_t slug_len, int64_t version);
 
-/* Appends "report:{slug}:v{version}:{hash}". */
-void cache_key(jbuf *b, const char *slug, size_t slug_len, int64_t version, const char *hash);
-
 /*
  * SET key value EX ttl. cb (may be NULL) gets the reply like any redisconn command; the miss
  * path waits for it before answering, so a client that reads again at once (on any worker)

@@ -4,6 +4,7 @@
  */
 #include "worker/runstore.h"
 
+#include "common/cachekey.h"
 #include "common/log.h"
 #include "common/pgsession.h"
 #include "common/dates.h"
@@ -220,8 +221,10 @@ int runstore_bump_version(const config *cfg, const char *report_slug)
         log_warn("version bump of %s skipped: redis unreachable", report_slug);
         return -1;
     }
-    char *key = xasprintf("report:version:%s", report_slug);
-    const char *argv[] = {"INCR", key};
+    jbuf key;
+    jbuf_init(&key);
+    cachekey_version(&key, report_slug, strlen(report_slug));
+    const char *argv[] = {"INCR", key.data};
     redisReply *r = redissync_command(&rc, 2, argv, NULL);
     int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
     if (r != NULL && !ok) {
@@ -236,7 +239,7 @@ int runstore_bump_version(const config *cfg, const char *report_slug)
         freeReplyObject(r);
     if (rc != NULL)
         redisFree(rc);
-    free(key);
+    jbuf_free(&key);
     return ok ? 0 : -1;
 }
 

@@ -17,6 +17,7 @@
  */
 #include "worker/supervisor.h"
 
+#include "common/cachekey.h"
 #include "common/log.h"
 #include "common/pgsession.h"
 #include "common/redissync.h"
@@ -75,13 +76,15 @@ static int recovery_bump(supervisor *s)
     redisContext *rc = redissync_connect(&s->cfg->redis);
     int ok = rc != NULL;
     for (int i = 0; ok && i < PQntuples(res); i++) {
-        char *key = xasprintf("report:version:%s", PQgetvalue(res, i, 0));
-        const char *argv[] = {"INCR", key};
+        jbuf key;
+        jbuf_init(&key);
+        cachekey_version(&key, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+        const char *argv[] = {"INCR", key.data};
         redisReply *r = redissync_command(&rc, 2, argv, NULL);
         ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
         if (r != NULL)
             freeReplyObject(r);
-        free(key);
+        jbuf_free(&key);
     }
     PQclear(res);
     if (rc != NULL)

@@ -266,7 +266,7 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
         /* The key of this lookup's version: the write after the miss reads no version again. */
         jbuf k;
         jbuf_init(&k);
-        cache_key(&k, s->slug, s->slug_len, version, s->hash);
+        cachekey_entry(&k, s->slug, s->slug_len, version, s->hash);
         s->key = h2o_strdup(&s->req->pool, k.data, k.len).base;
         s->key_len = k.len;
         jbuf_free(&k);

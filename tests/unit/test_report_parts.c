@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/cachekey.h"
 #include "server/catalogue.h"
 #include "server/report_cache.h"
 #include "server/report_query.h"
@@ -210,11 +211,14 @@ static void test_cache_key_text(void **state)
     (void)state;
     jbuf b;
     jbuf_init(&b);
-    cache_key(&b, "status-counts", 13, 1,
-              "16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c");
+    cachekey_entry(&b, "status-counts", 13, 1,
+                   "16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c");
     assert_string_equal(
         b.data,
         "report:status-counts:v1:16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c");
+    jbuf_reset(&b);
+    cachekey_version(&b, "status-counts", 13);
+    assert_string_equal(b.data, "report:version:status-counts");
     jbuf_free(&b);
 }
 
