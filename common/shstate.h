@@ -1,6 +1,7 @@
 /*
  * common/shstate.h: process-shared state that is not the job ring: one slot per child process
- * (readiness, heartbeat) and the Redis trusted/untrusted flag of DATA.md §7.6.
+ * (readiness, heartbeat; recompute job deadline; HTTP open connections) and the Redis
+ * trusted/untrusted flag of DATA.md §7.6.
  *
  * Slot layout: [0] supervisor, [1..64] recompute workers, [SHSTATE_FIRST_HTTP_SLOT..) HTTP workers
  * (the master assigns them; server/master.c).

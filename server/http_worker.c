@@ -4,9 +4,10 @@
  *
  * It owns the h2o configuration and context, the worker's PostgreSQL pool and Redis
  * connection (http_app), request routing (API.md §1.2), the 413 rewrite for bodies h2o rejects
- * itself, the write timeout (CONFIG.md §5.2), the heartbeat and readiness flags in shared
- * state, and the graceful drain on SIGTERM: stop accepting, finish in-flight requests, exit 0
- * (or 1 if the grace period runs out first).
+ * itself, the write timeout (CONFIG.md §5.2), the heartbeat, readiness and connection count in
+ * shared state (the count shares new connections out between workers), and the graceful
+ * drain on SIGTERM: stop accepting, finish in-flight requests, exit 0 (or 1 if the grace
+ * period runs out first).
  */
 #include "server/http_worker.h"
 
