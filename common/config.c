@@ -7,11 +7,16 @@
  * (APP_ENV, APP_PORT, APP_HOST, HTTP_WORKERS, APP_VERSION, DATABASE_URL, REDIS_URL,
  * MANAGEMENT_API_KEY, APP_AUTO_MIGRATE, APP_AUTO_SEED, MAX_REPORT_RANGE_DAYS, RECOMPUTE_LOCK_TTL,
  * RECOMPUTE_WORKERS, RECOMPUTE_QUEUE_SIZE, RECOMPUTE_MAX_PENDING, RECOMPUTE_MAX_ATTEMPTS,
- * HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, HTTP_SHUTDOWN_TIMEOUT, SEED_FORCE_RESET), at most one
- * line per variable. Messages not listed in §3.2 (our own choices):
+ * HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, HTTP_SHUTDOWN_TIMEOUT, then the SMS variables in the
+ * order of SMS.md §7, SEED_FORCE_RESET), at most one line per variable. Messages not listed in §3.2
+ * (our own choices):
  *   - "HTTP_WORKERS must be at least 1" (below the minimum of 1),
  *   - "APP_HOST must be an IP address" (not an IPv4/IPv6 literal),
  *   - "REDIS_URL is invalid: invalid percent-encoding" (bad %XX or %00 in the credentials).
+ *   - "NATS_URL is invalid" (not a comma-separated list of nats:// or tls:// URLs with a host),
+ *   - "NATS_CONSUMER must be a NATS name" (likewise the stream names: 1-255 printable ASCII
+ *     bytes without '.', '*', '>' or whitespace),
+ *   - "SMS_CACHE_TTL must be 0 or a positive duration ...".
  * Values are never quoted in messages.
  */
 #include "common/config.h"
@@ -499,6 +504,81 @@ static int64_t online_cpus(void)
     return n < 1 ? 1 : n > 256 ? 256 : n;
 }
 
+/* NATS_URL: a comma-separated list of nats:// or tls:// URLs, each with a host. */
+static void load_nats_url(loader *l, config *cfg)
+{
+    const char *v = get(l, "NATS_URL");
+    if (v == NULL)
+        return; /* NATS ingestion off */
+    const char *p = v;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        size_t skip = n > 7 && strncasecmp(p, "nats://", 7) == 0  ? 7
+                      : n > 6 && strncasecmp(p, "tls://", 6) == 0 ? 6
+                                                                  : 0;
+        if (skip == 0 || p[skip] == ':' || p[skip] == '/') {
+            report(l, "NATS_URL is invalid"); /* the URL may carry credentials: not quoted */
+            return;
+        }
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    cfg->nats_url = xstrdup(v);
+}
+
+/* Stream and consumer names: what JetStream accepts in an API subject token. */
+static void load_nats_name(loader *l, const char *name, char **out)
+{
+    const char *v = get(l, name);
+    if (v == NULL)
+        return; /* default filled in by config_load */
+    size_t n = strlen(v);
+    bool ok = n <= 255;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        ok = c > 0x20 && c < 0x7f && c != '.' && c != '*' && c != '>';
+    }
+    if (!ok)
+        report(l, "%s must be a NATS name (printable ASCII without '.', '*', '>' or spaces)", name);
+    else
+        *out = xstrdup(v);
+}
+
+/* A duration that may also be exactly "0" (off). */
+static void load_duration_or_zero(loader *l, const char *name, int64_t def, int64_t *out)
+{
+    const char *v = get(l, name);
+    *out = def;
+    if (v != NULL && strcmp(v, "0") == 0)
+        *out = 0;
+    else if (v != NULL && config_parse_duration(v, out) != 0)
+        report(l, "%s must be 0 or a positive duration (for example 5s, 500ms)", name);
+}
+
+/* SMS.md §7, in that order. */
+static void load_sms(loader *l, config *cfg)
+{
+    int64_t n;
+    load_nats_url(l, cfg);
+    load_nats_name(l, "NATS_CONSUMER", &cfg->nats_consumer);
+    load_nats_name(l, "NATS_BILLING_STREAM", &cfg->nats_billing_stream);
+    load_nats_name(l, "NATS_DLR_STREAM", &cfg->nats_dlr_stream);
+    load_bool(l, "NATS_CREATE_STREAMS", false, &cfg->nats_create_streams);
+    load_int(l, "INGEST_WORKERS", 1, 1, 64, "must be at least 1", &n);
+    cfg->ingest_workers = (int)n;
+    load_int(l, "SMS_INGEST_BATCH", 500, 1, 10000, "must be at least 1", &n);
+    cfg->sms_ingest_batch = (int)n;
+    load_duration_or_zero(l, "SMS_CACHE_TTL", 5 * NS_PER_SEC, &cfg->sms_cache_ttl_ns);
+    load_duration(l, "SMS_ROLLUP_INTERVAL", 60 * NS_PER_SEC, &cfg->sms_rollup_interval_ns);
+    load_int(l, "SMS_HOURLY_RETENTION_DAYS", 90, 1, 36500, "must be at least 1",
+             &cfg->sms_hourly_retention_days);
+    load_int(l, "SMS_DAILY_RETENTION_DAYS", 365, 1, 36500, "must be at least 1",
+             &cfg->sms_daily_retention_days);
+    load_duration(l, "SMS_DEDUPE_RETENTION", 48 * 3600 * NS_PER_SEC, &cfg->sms_dedupe_retention_ns);
+}
+
 /* Every variable the server reads, in §2 order (SEED_FORCE_RESET is the seed's). */
 static void load_server(loader *l, config *cfg)
 {
@@ -529,6 +609,7 @@ static void load_server(loader *l, config *cfg)
     load_duration(l, "HTTP_READ_TIMEOUT", 10 * NS_PER_SEC, &cfg->http_read_timeout_ns);
     load_duration(l, "HTTP_WRITE_TIMEOUT", 20 * NS_PER_SEC, &cfg->http_write_timeout_ns);
     load_duration(l, "HTTP_SHUTDOWN_TIMEOUT", 15 * NS_PER_SEC, &cfg->http_shutdown_timeout_ns);
+    load_sms(l, cfg);
 }
 
 /*
@@ -553,6 +634,14 @@ static void set_defaults(config *cfg)
     cfg->http_write_timeout_ns = 20 * NS_PER_SEC;
     cfg->http_shutdown_timeout_ns = 15 * NS_PER_SEC;
     cfg->seed_force_reset = false;
+    cfg->nats_create_streams = false;
+    cfg->ingest_workers = 1;
+    cfg->sms_ingest_batch = 500;
+    cfg->sms_cache_ttl_ns = 5 * NS_PER_SEC;
+    cfg->sms_rollup_interval_ns = 60 * NS_PER_SEC;
+    cfg->sms_hourly_retention_days = 90;
+    cfg->sms_daily_retention_days = 365;
+    cfg->sms_dedupe_retention_ns = 48 * 3600 * NS_PER_SEC;
 }
 
 int config_load(config *cfg, config_role role, config_source src, FILE *err)
@@ -577,6 +666,12 @@ int config_load(config *cfg, config_role role, config_source src, FILE *err)
         cfg->app_version = xstrdup("dev");
     if (cfg->management_key == NULL)
         cfg->management_key = xstrdup("change-me");
+    if (cfg->nats_consumer == NULL)
+        cfg->nats_consumer = xstrdup("analytics-service");
+    if (cfg->nats_billing_stream == NULL)
+        cfg->nats_billing_stream = xstrdup("BILLING");
+    if (cfg->nats_dlr_stream == NULL)
+        cfg->nats_dlr_stream = xstrdup("SMS_DLR");
     fflush(err);
     return l.errors == 0 ? 0 : -1;
 }
@@ -590,6 +685,10 @@ void config_free(config *cfg)
     free(cfg->redis_url);
     config_redis_free(&cfg->redis);
     free(cfg->management_key);
+    free(cfg->nats_url);
+    free(cfg->nats_consumer);
+    free(cfg->nats_billing_stream);
+    free(cfg->nats_dlr_stream);
     memset(cfg, 0, sizeof(*cfg));
 }
 

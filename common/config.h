@@ -48,6 +48,19 @@ typedef struct config {
     int64_t http_write_timeout_ns;    /* HTTP_WRITE_TIMEOUT, default 20s */
     int64_t http_shutdown_timeout_ns; /* HTTP_SHUTDOWN_TIMEOUT, default 15s */
     bool seed_force_reset;            /* SEED_FORCE_RESET (seed only), default false */
+    /* SMS delivery analytics (SMS.md §4, §7) */
+    char *nats_url;                    /* NATS_URL, NULL = NATS ingestion off */
+    char *nats_consumer;               /* NATS_CONSUMER, default "analytics-service" */
+    char *nats_billing_stream;         /* NATS_BILLING_STREAM, default "BILLING" */
+    char *nats_dlr_stream;             /* NATS_DLR_STREAM, default "SMS_DLR" */
+    bool nats_create_streams;          /* NATS_CREATE_STREAMS, default false */
+    int ingest_workers;                /* INGEST_WORKERS, default 1 (only when nats_url is set) */
+    int sms_ingest_batch;              /* SMS_INGEST_BATCH, default 500 */
+    int64_t sms_cache_ttl_ns;          /* SMS_CACHE_TTL, default 5s, 0 = no caching */
+    int64_t sms_rollup_interval_ns;    /* SMS_ROLLUP_INTERVAL, default 60s */
+    int64_t sms_hourly_retention_days; /* SMS_HOURLY_RETENTION_DAYS, default 90 */
+    int64_t sms_daily_retention_days;  /* SMS_DAILY_RETENTION_DAYS, default 365 */
+    int64_t sms_dedupe_retention_ns;   /* SMS_DEDUPE_RETENTION, default 48h */
 } config;
 
 /*

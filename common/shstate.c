@@ -26,7 +26,8 @@ shstate *shstate_create(void)
 int32_t shstate_fewest_http_connections(int self)
 {
     int32_t fewest = -1;
-    for (int i = SHSTATE_FIRST_HTTP_SLOT; shstate_global != NULL && i < SHSTATE_MAX_SLOTS; i++) {
+    for (int i = SHSTATE_FIRST_HTTP_SLOT; shstate_global != NULL && i < SHSTATE_END_HTTP_SLOT;
+         i++) {
         shstate_slot *s = &shstate_global->slots[i];
         if (i == self || atomic_load(&s->pid) == 0 || atomic_load(&s->ready) == 0)
             continue;
@@ -35,6 +36,16 @@ int32_t shstate_fewest_http_connections(int self)
             fewest = n;
     }
     return fewest;
+}
+
+bool shstate_nats_connected(void)
+{
+    for (int i = SHSTATE_FIRST_INGEST_SLOT; shstate_global != NULL && i < SHSTATE_MAX_SLOTS; i++) {
+        shstate_slot *s = &shstate_global->slots[i];
+        if (atomic_load(&s->pid) != 0 && atomic_load(&s->nats_connected) == 1)
+            return true;
+    }
+    return false;
 }
 
 bool shstate_redis_trusted(void)

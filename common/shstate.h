@@ -3,7 +3,8 @@
  * (readiness, heartbeat; recompute job deadline; HTTP open connections) and the Redis
  * trusted/untrusted flag of DATA.md §7.6.
  *
- * Slot layout: [0] supervisor, [1..64] recompute workers, [SHSTATE_FIRST_HTTP_SLOT..) HTTP workers
+ * Slot layout: [0] supervisor, [1..64] recompute workers, [SHSTATE_FIRST_HTTP_SLOT,
+ * SHSTATE_END_HTTP_SLOT) HTTP workers (two generations during a reload), then the ingest workers
  * (the master assigns them; server/master.c).
  *
  * An anonymous MAP_SHARED mapping made by the master before the first fork, so every child,
@@ -19,15 +20,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SHSTATE_MAX_SLOTS       640
-#define SHSTATE_FIRST_HTTP_SLOT 65
+#define SHSTATE_FIRST_HTTP_SLOT   65
+#define SHSTATE_END_HTTP_SLOT     640
+#define SHSTATE_FIRST_INGEST_SLOT SHSTATE_END_HTTP_SLOT
+#define SHSTATE_MAX_SLOTS         (SHSTATE_FIRST_INGEST_SLOT + 64)
 
 typedef struct shstate_slot {
-    _Atomic int32_t pid;           /* child pid, 0 when empty */
-    _Atomic int32_t ready;         /* set by the child once it serves */
-    _Atomic int64_t heartbeat_ns;  /* CLOCK_MONOTONIC, refreshed by the child's loop */
-    _Atomic int64_t busy_until_ns; /* recompute: job deadline while busy, 0 when idle */
-    _Atomic int32_t connections;   /* HTTP: open client connections */
+    _Atomic int32_t pid;            /* child pid, 0 when empty */
+    _Atomic int32_t ready;          /* set by the child once it serves */
+    _Atomic int64_t heartbeat_ns;   /* CLOCK_MONOTONIC, refreshed by the child's loop */
+    _Atomic int64_t busy_until_ns;  /* recompute: job deadline while busy, 0 when idle */
+    _Atomic int32_t connections;    /* HTTP: open client connections */
+    _Atomic int32_t nats_connected; /* ingest: 1 while its NATS connection is up */
 } shstate_slot;
 
 typedef struct shstate {
@@ -50,6 +54,9 @@ extern shstate *shstate_global;
  * meant for accepting a connection, not for every request.
  */
 int32_t shstate_fewest_http_connections(int self);
+
+/* Whether any running ingest worker reports its NATS connection up (health, SMS.md §4). */
+bool shstate_nats_connected(void);
 
 /* Redis state helpers, callable from any process. Marking untrusted logs once per change. */
 bool shstate_redis_trusted(void);

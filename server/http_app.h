@@ -40,5 +40,6 @@ void recompute_trigger_handle(http_app *app, h2o_req_t *req, const route_match *
 void recompute_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void recompute_get_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void audit_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void events_ingest_handle(http_app *app, h2o_req_t *req, const route_match *m);
 
 #endif

@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "common/shstate.h"
 #include "common/util.h"
-#include "server/exitcodes.h"
+#include "common/exitcodes.h"
 #include "server/catalogue.h"
 #include "server/http_app.h"
 #include "server/http_auth.h"
@@ -30,7 +30,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HTTP_BODY_LIMIT     65536
 #define HTTP_TICK_MS        500
 #define HTTP_PG_CONNECTIONS 4
 #define HTTP_PG_QUEUE       1024
@@ -157,7 +156,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         send_method_not_allowed(req, m.allow);
         return 0;
     }
-    if (req->entity.base != NULL && req->entity.len > HTTP_BODY_LIMIT) {
+    if (req->entity.base != NULL && req->entity.len > m.body_limit) {
         http_send_error(req, 413, "request body too large");
         return 0;
     }
@@ -192,6 +191,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         break;
     case ROUTE_AUDIT_ENTRIES:
         audit_list_handle(app, req, &m);
+        break;
+    case ROUTE_EVENTS:
+        events_ingest_handle(app, req, &m);
         break;
     default:
         http_send_error(req, 404, "route was not found");
@@ -399,10 +401,10 @@ static void setup_h2o(const config *cfg)
 {
     h2o_config_init(&worker->globalconf);
     worker->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("analyticsd"));
-    /* One byte above the contract's limit: h2o's chunked check is ">=", so this lets bodies of
-     * exactly the limit through to on_req; larger ones h2o rejects itself (the filter then
-     * rewrites its 413) or on_req does. */
-    worker->globalconf.max_request_entity_size = HTTP_BODY_LIMIT + 1;
+    /* One byte above the largest route limit: h2o's chunked check is ">=", so this lets bodies
+     * of exactly that limit through to on_req; larger ones h2o rejects itself (the filter then
+     * rewrites its 413); on_req applies each route's own limit (router.h). */
+    worker->globalconf.max_request_entity_size = ROUTER_EVENTS_BODY_LIMIT + 1;
     worker->globalconf.http1.req_timeout = ns_to_ms_ceil(cfg->http_read_timeout_ns);
     worker->globalconf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *host =

@@ -7,6 +7,7 @@
  * signals (a signalfd) and a 100 ms timerfd tick, and the service manager protocol. Children:
  *   - one supervisor (worker/supervisor.c): orphan scans, dispatch refill, Redis recovery bump;
  *   - RECOMPUTE_WORKERS recompute workers (worker/recompute_worker.c);
+ *   - INGEST_WORKERS ingest workers (worker/ingest_worker.c) when NATS_URL is set;
  *   - HTTP_WORKERS HTTP workers (server/http_worker.c), in generations: SIGHUP starts a new
  *     generation and drains the old one once the new one serves.
  * Exit statuses are classified per server/exitcodes.h; crashed slots are respawned at once the
@@ -22,10 +23,11 @@
 #include "common/shstate.h"
 #include "common/util.h"
 #include "seed/seed.h"
-#include "server/exitcodes.h"
+#include "common/exitcodes.h"
 #include "server/http_worker.h"
 #include "server/listener.h"
 #include "server/notify.h"
+#include "worker/ingest_worker.h"
 #include "worker/recompute_worker.h"
 #include "worker/supervisor.h"
 
@@ -54,7 +56,7 @@
 #define MASTER_RELOAD_WAIT_NS  10000000000LL /* a new generation has this long to become ready */
 #define MASTER_STARTUP_WAIT_NS 2000000000LL  /* supervisor's first bump/orphan scan */
 
-typedef enum { ROLE_SUPERVISOR, ROLE_RECOMPUTE, ROLE_HTTP } child_role;
+typedef enum { ROLE_SUPERVISOR, ROLE_RECOMPUTE, ROLE_HTTP, ROLE_INGEST } child_role;
 
 typedef struct child_slot {
     bool in_use; /* part of the current or a draining generation */
@@ -96,14 +98,20 @@ typedef struct master {
     config *cfg_original; /* owned by main(); reloaded configs are owned by the master */
 } master;
 
-/* Slot layout: [0] supervisor, [1..64] recompute workers, [65..) HTTP workers. */
+/* Slot layout: [0] supervisor, [1..64] recompute workers, [65..640) HTTP workers, [640..704)
+ * ingest workers (common/shstate.h). */
 #define SLOT_SUPERVISOR      0
 #define SLOT_RECOMPUTE_FIRST 1
 #define SLOT_HTTP_FIRST      SHSTATE_FIRST_HTTP_SLOT
+#define SLOT_HTTP_END        SHSTATE_END_HTTP_SLOT
+#define SLOT_INGEST_FIRST    SHSTATE_FIRST_INGEST_SLOT
 
 static const char *role_name(child_role r)
 {
-    return r == ROLE_HTTP ? "http worker" : r == ROLE_RECOMPUTE ? "recompute worker" : "supervisor";
+    return r == ROLE_HTTP        ? "http worker"
+           : r == ROLE_RECOMPUTE ? "recompute worker"
+           : r == ROLE_INGEST    ? "ingest worker"
+                                 : "supervisor";
 }
 
 /* ---- children ---------------------------------------------------------------------------- */
@@ -127,14 +135,13 @@ static void child_after_fork(master *m, child_slot *s, int slot_no)
     /* SIGTERM/SIGINT stay blocked: each role reads them from its own signalfd. */
     if (s->role != ROLE_HTTP)
         close(m->listen_fd);
-    if (s->role == ROLE_HTTP)
-        proctitle_set("analyticsd: http worker %d", s->index);
-    else if (s->role == ROLE_RECOMPUTE)
-        proctitle_set("analyticsd: recompute worker %d", s->index);
-    else
+    if (s->role == ROLE_SUPERVISOR)
         proctitle_set("analyticsd: supervisor");
+    else
+        proctitle_set("analyticsd: %s %d", role_name(s->role), s->index);
     log_set_role(s->role == ROLE_HTTP        ? "http"
                  : s->role == ROLE_RECOMPUTE ? "recompute"
+                 : s->role == ROLE_INGEST    ? "ingest"
                                              : "supervisor");
     (void)slot_no;
 }
@@ -147,6 +154,7 @@ static void spawn(master *m, int slot_no)
     atomic_store(&sh->ready, 0);
     atomic_store(&sh->busy_until_ns, 0);
     atomic_store(&sh->connections, 0);
+    atomic_store(&sh->nats_connected, 0);
     atomic_store(&sh->heartbeat_ns, clock_monotonic_ns());
     if (s->role == ROLE_RECOMPUTE)
         ring_worker_reincarnate(m->ring, (uint32_t)(slot_no - SLOT_RECOMPUTE_FIRST));
@@ -165,6 +173,8 @@ static void spawn(master *m, int slot_no)
         else if (s->role == ROLE_RECOMPUTE)
             rc = recompute_worker_main(m->cfg, m->ring, (uint32_t)(slot_no - SLOT_RECOMPUTE_FIRST),
                                        slot_no);
+        else if (s->role == ROLE_INGEST)
+            rc = ingest_worker_main(m->cfg, slot_no);
         else
             rc = supervisor_main(m->cfg, m->ring, slot_no);
         fflush(NULL);
@@ -192,7 +202,7 @@ static void start_http_generation(master *m)
 {
     m->generation++;
     int index = 1;
-    for (int i = SLOT_HTTP_FIRST; i < SHSTATE_MAX_SLOTS && index <= m->cfg->http_workers; i++) {
+    for (int i = SLOT_HTTP_FIRST; i < SLOT_HTTP_END && index <= m->cfg->http_workers; i++) {
         if (!m->slots[i].in_use)
             add_slot(m, i, ROLE_HTTP, index++);
     }
@@ -369,12 +379,19 @@ static int respawn_wait_ms(master *m)
     return wait <= 0 ? 0 : (int)((wait + 999999) / 1000000);
 }
 
+/* INGEST_WORKERS, or 0 when NATS ingestion is off. */
+static int ingest_workers(const config *cfg)
+{
+    return cfg->nats_url != NULL ? cfg->ingest_workers : 0;
+}
+
 static void update_status(master *m)
 {
     char status[128];
-    snprintf(status, sizeof(status), "%d/%d http, %d/%d recompute%s",
+    snprintf(status, sizeof(status), "%d/%d http, %d/%d recompute, %d/%d ingest%s",
              count(m, ROLE_HTTP, true, true), m->cfg->http_workers,
              count(m, ROLE_RECOMPUTE, true, true), m->cfg->recompute_workers,
+             count(m, ROLE_INGEST, true, true), ingest_workers(m->cfg),
              m->state == MASTER_RELOADING  ? ", reloading"
              : m->state == MASTER_STOPPING ? ", stopping"
                                            : "");
@@ -386,7 +403,7 @@ static void update_status(master *m)
 
 static void finish_reload(master *m)
 {
-    for (int i = SLOT_HTTP_FIRST; i < SHSTATE_MAX_SLOTS; i++) {
+    for (int i = SLOT_HTTP_FIRST; i < SLOT_HTTP_END; i++) {
         child_slot *s = &m->slots[i];
         if (s->in_use && s->role == ROLE_HTTP && s->generation != m->generation) {
             s->retiring = true;
@@ -411,8 +428,9 @@ static void tick(master *m)
         if (http_ready > 0 && !m->announced_ready) {
             m->announced_ready = true;
             m->state = MASTER_RUNNING;
-            log_info("serving on port %d with %d http and %d recompute workers", m->cfg->app_port,
-                     m->cfg->http_workers, m->cfg->recompute_workers);
+            log_info("serving on port %d with %d http, %d recompute and %d ingest workers",
+                     m->cfg->app_port, m->cfg->http_workers, m->cfg->recompute_workers,
+                     ingest_workers(m->cfg));
             notify_ready();
         }
         if (http_ready == 0) {
@@ -431,7 +449,7 @@ static void tick(master *m)
             finish_reload(m);
     } else if (now >= m->stop_deadline_ns) {
         if (count(m, ROLE_HTTP, false, false) + count(m, ROLE_RECOMPUTE, false, false) +
-                count(m, ROLE_SUPERVISOR, false, false) >
+                count(m, ROLE_INGEST, false, false) + count(m, ROLE_SUPERVISOR, false, false) >
             0) {
             log_error("shutdown timeout reached; killing the remaining children");
             signal_children(m, SIGKILL, false);
@@ -511,9 +529,14 @@ static void begin_reload(master *m)
         next->recompute_queue_size != m->cfg->recompute_queue_size)
         log_warn("reload: RECOMPUTE_WORKERS/RECOMPUTE_QUEUE_SIZE changes take effect only after "
                  "a restart");
+    if (ingest_workers(next) != ingest_workers(m->cfg))
+        log_warn("reload: NATS_URL/INGEST_WORKERS changes take effect only after a restart");
     next->app_port = m->cfg->app_port;
     next->recompute_workers = m->cfg->recompute_workers;
     next->recompute_queue_size = m->cfg->recompute_queue_size;
+    next->ingest_workers = m->cfg->ingest_workers;
+    free(next->nats_url);
+    next->nats_url = m->cfg->nats_url ? xstrdup(m->cfg->nats_url) : NULL;
     /* Children hold their own copy-on-write copy, so the old struct can go now. */
     if (m->cfg != m->cfg_original) {
         config_free(m->cfg);
@@ -639,6 +662,8 @@ static int master_serve(master *m)
     add_slot(m, SLOT_SUPERVISOR, ROLE_SUPERVISOR, 1);
     for (int i = 0; i < cfg->recompute_workers; i++)
         add_slot(m, SLOT_RECOMPUTE_FIRST + i, ROLE_RECOMPUTE, i + 1);
+    for (int i = 0; i < ingest_workers(cfg); i++)
+        add_slot(m, SLOT_INGEST_FIRST + i, ROLE_INGEST, i + 1);
     wait_for_supervisor(m);
     if (m->state != MASTER_STOPPING && !m->fatal)
         start_http_generation(m);
@@ -651,6 +676,7 @@ static int master_serve(master *m)
         }
         if (m->state == MASTER_STOPPING && count(m, ROLE_HTTP, false, false) == 0 &&
             count(m, ROLE_RECOMPUTE, false, false) == 0 &&
+            count(m, ROLE_INGEST, false, false) == 0 &&
             count(m, ROLE_SUPERVISOR, false, false) == 0)
             break;
         if (poll(pfds, 2, respawn_wait_ms(m)) < 0 && errno != EINTR)

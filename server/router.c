@@ -8,6 +8,7 @@
 #define PREFIX         "/api/v1/"
 #define ALLOW_GET      "GET, HEAD"
 #define ALLOW_GET_POST "GET, HEAD, POST"
+#define ALLOW_POST     "POST"
 
 static int eq(const char *s, size_t len, const char *lit)
 {
@@ -37,6 +38,8 @@ static route_id match_path(const char *p, size_t len, const char **param, size_t
         return ROUTE_RECOMPUTATIONS;
     if (eq(p, len, "audit-entries"))
         return ROUTE_AUDIT_ENTRIES;
+    if (eq(p, len, "events"))
+        return ROUTE_EVENTS;
 
     int reports = len > 8 && memcmp(p, "reports/", 8) == 0;
     int runs = len > 15 && memcmp(p, "recomputations/", 15) == 0;
@@ -65,7 +68,12 @@ router_status router_match(const char *method, size_t method_len, const char *pa
     if (m->route == ROUTE_NONE)
         return ROUTER_NOT_FOUND;
     m->is_management = m->route == ROUTE_RECOMPUTATIONS || m->route == ROUTE_RECOMPUTATION ||
-                       m->route == ROUTE_AUDIT_ENTRIES;
+                       m->route == ROUTE_AUDIT_ENTRIES || m->route == ROUTE_EVENTS;
+    m->body_limit = m->route == ROUTE_EVENTS ? ROUTER_EVENTS_BODY_LIMIT : ROUTER_BODY_LIMIT;
+    if (m->route == ROUTE_EVENTS) {
+        m->allow = ALLOW_POST;
+        return eq(method, method_len, "POST") ? ROUTER_OK : ROUTER_METHOD_NOT_ALLOWED;
+    }
     m->allow = m->route == ROUTE_RECOMPUTATIONS ? ALLOW_GET_POST : ALLOW_GET;
     if (eq(method, method_len, "GET"))
         return ROUTER_OK;

@@ -16,7 +16,12 @@ typedef enum {
     ROUTE_RECOMPUTATIONS,
     ROUTE_RECOMPUTATION,
     ROUTE_AUDIT_ENTRIES,
+    ROUTE_EVENTS, /* POST only (SMS.md §6.6) */
 } route_id;
+
+/* Request body limits: 64 KiB (API.md), 1 MiB for POST /api/v1/events (SMS.md §6.6). */
+#define ROUTER_BODY_LIMIT        65536
+#define ROUTER_EVENTS_BODY_LIMIT 1048576
 
 typedef enum { ROUTER_OK, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED } router_status;
 
@@ -27,6 +32,7 @@ typedef struct route_match {
     int is_head;       /* HEAD is answered like GET, without a body */
     int is_management; /* the route requires management authentication (API.md §3) */
     const char *allow; /* Allow header value for 405 */
+    size_t body_limit; /* largest request body the route takes (413 above) */
 } route_match;
 
 /*

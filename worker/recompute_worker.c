@@ -16,7 +16,7 @@
 #include "common/pgsession.h"
 #include "common/shstate.h"
 #include "common/util.h"
-#include "server/exitcodes.h"
+#include "common/exitcodes.h"
 #include "worker/recompute_job.h"
 #include "worker/runstore.h"
 #include "worker/stopsignal.h"

@@ -12,8 +12,11 @@
  *   - Dispatch refill (§6.8): at startup and every second (cheap when the ring is full).
  *   - Stale scope-lock sweep (§7.5), every 10 s: locks whose run is no longer pending or
  *     running (its worker was killed between the final commit and the release) are deleted.
- * First pass order: bump, orphan scan, refill; then startup_done lets the master start the
- * HTTP workers. Its sessions use application_name role "supervisor". Design: worker/README.md.
+ *   - SMS partitions (SMS.md §5): at startup and hourly (retried every 10 s until it succeeds),
+ *     the monthly partitions every acceptable event needs exist (common/sms_store.h).
+ * First pass order: bump, orphan scan, refill, partitions; then startup_done lets the master
+ * start the HTTP workers. Its sessions use application_name role "supervisor". Design:
+ * worker/README.md.
  */
 #include "worker/supervisor.h"
 
@@ -22,8 +25,9 @@
 #include "common/pgsession.h"
 #include "common/redissync.h"
 #include "common/shstate.h"
+#include "common/sms_store.h"
 #include "common/util.h"
-#include "server/exitcodes.h"
+#include "common/exitcodes.h"
 #include "worker/runstore.h"
 #include "worker/stopsignal.h"
 
@@ -35,7 +39,8 @@
 #define SUPERVISOR_SCAN_EVERY_NS 10000000000LL /* CONFIG.md §4 */
 #define SUPERVISOR_AFTER_EXIT_NS 5000000000LL  /* keep rescanning this long after an exit */
 #define SUPERVISOR_RECONNECT_NS  1000000000LL
-#define SUPERVISOR_SWEEP_KEYS    1000 /* scope locks looked at per sweep */
+#define SUPERVISOR_SWEEP_KEYS    1000            /* scope locks looked at per sweep */
+#define SUPERVISOR_PARTITIONS_NS 3600000000000LL /* partition upkeep once an hour */
 
 typedef struct supervisor {
     const config *cfg;
@@ -154,6 +159,14 @@ static void refill(supervisor *s)
     runstore_refill(s->pg, s->ring);
 }
 
+/* Returns 0 when the SMS partitions are in place, -1 to try again at the next scan. */
+static int partitions(supervisor *s)
+{
+    if (supervisor_pg(s) == NULL)
+        return -1;
+    return sms_store_ensure_partitions(s->pg, s->cfg->sms_hourly_retention_days);
+}
+
 int supervisor_main(const config *cfg, ring_t *ring, int slot)
 {
     supervisor s = {cfg, ring, slot, NULL, 0};
@@ -169,9 +182,10 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         recovery_bump(&s);
     int held = orphan_scan(&s);
     refill(&s);
+    int64_t now = clock_monotonic_ns();
+    int64_t partitions_due = partitions(&s) == 0 ? now + SUPERVISOR_PARTITIONS_NS : now;
     atomic_store(&shstate_global->startup_done, 1);
 
-    int64_t now = clock_monotonic_ns();
     int64_t last_second = now, last_scan = now, rescan_until = 0;
     while (!stopsignal_wait(stopfd, SUPERVISOR_TICK_MS)) {
         now = clock_monotonic_ns();
@@ -193,6 +207,8 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         if (scan) {
             held = orphan_scan(&s);
             last_scan = now;
+            if (now >= partitions_due)
+                partitions_due = partitions(&s) == 0 ? now + SUPERVISOR_PARTITIONS_NS : now;
         }
         if (second) {
             last_second = now;

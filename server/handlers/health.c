@@ -2,7 +2,8 @@
  * server/handlers/health.c: GET /api/v1/health (API.md §4.1). Runs in HTTP workers.
  *
  * PostgreSQL is checked first, then Redis, each with its own 1 s limit, both without blocking
- * the event loop. The pending check lives in the request's pool; if the client goes away, the
+ * the event loop. NATS (when configured) is what the ingest workers last reported in shared
+ * state. The pending check lives in the request's pool; if the client goes away, the
  * pool's dispose hook cancels whatever is still in flight, so no callback reaches freed memory.
  */
 #include "common/json_out.h"
@@ -37,6 +38,10 @@ static void health_respond(health_check *h, int redis_ok)
     jbuf_puts(&b, h->postgres_ok ? "\"ok\"" : "\"unavailable\"");
     jbuf_puts(&b, ",\"redis\":");
     jbuf_puts(&b, redis_ok ? "\"ok\"" : "\"unavailable\"");
+    if (h->app->cfg->nats_url != NULL) { /* SMS.md §4: reported, never a reason for 503 */
+        jbuf_puts(&b, ",\"nats\":");
+        jbuf_puts(&b, shstate_nats_connected() ? "\"ok\"" : "\"unavailable\"");
+    }
     jbuf_puts(&b, "}}}");
     http_send_jbuf(h->req, ok ? 200 : 503, &b);
 }

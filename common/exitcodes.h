@@ -1,5 +1,5 @@
 /*
- * server/exitcodes.h: the exit-status contract between the master and its children, and of
+ * common/exitcodes.h: the exit-status contract between the master and its children, and of
  * the master itself (PostgreSQL-style: the supervisor decides from the status alone).
  *
  *   child exit 0      stopped because it was asked to (SIGTERM, retired generation): not a crash

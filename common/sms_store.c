@@ -1,0 +1,243 @@
+/*
+ * common/sms_store.c: parameters, result and blocking calls of the SMS event store (see
+ * sms_store.h). Runs in the ingest workers, HTTP workers, supervisor and seed.
+ *
+ * Parameters are PostgreSQL array literals in text form, one per column of the batch; every
+ * text element is quoted (with \" and \\ escapes), bytea elements are hex, absent values NULL.
+ */
+#include "common/sms_store.h"
+
+#include "common/dates.h"
+#include "common/log.h"
+#include "common/pgsession.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char SMS_STORE_BATCH_SQL[] =
+    "SELECT anlyt.ingest_batch($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], "
+    "$6::uuid[], $7::uuid[], $8::integer[], $9::numeric[], $10::bigint[], $11::smallint[], "
+    "$12::boolean[], $13::text, $14::text[], $15::text[], $16::text[], $17::text[], $18::bytea[])";
+
+enum {
+    COL_EVENT_ID,
+    COL_EVENT_TYPE,
+    COL_EFFECT,
+    COL_AT,
+    COL_MESSAGE_ID,
+    COL_ACCOUNT,
+    COL_OPERATOR,
+    COL_SEGMENTS,
+    COL_COST,
+    COL_LATENCY,
+    COL_SKETCH,
+    COL_HAS_ERROR,
+    COL_TRANSPORT,
+    COL_REJ_SUBJECT,
+    COL_REJ_EVENT_ID,
+    COL_REJ_REASON,
+    COL_REJ_FIELD,
+    COL_REJ_PAYLOAD,
+};
+
+void sms_batch_init(sms_batch *b, const char *transport)
+{
+    memset(b, 0, sizeof(*b));
+    b->transport = transport;
+    for (int i = 0; i < SMS_STORE_BATCH_NPARAMS; i++)
+        jbuf_init(&b->cols[i]);
+    sms_batch_reset(b);
+}
+
+void sms_batch_reset(sms_batch *b)
+{
+    b->events = b->rejections = 0;
+    for (int i = 0; i < SMS_STORE_BATCH_NPARAMS; i++) {
+        jbuf_reset(&b->cols[i]);
+        jbuf_putc(&b->cols[i], '{');
+    }
+    jbuf_reset(&b->cols[COL_TRANSPORT]);
+    jbuf_puts(&b->cols[COL_TRANSPORT], b->transport);
+}
+
+void sms_batch_free(sms_batch *b)
+{
+    for (int i = 0; i < SMS_STORE_BATCH_NPARAMS; i++)
+        jbuf_free(&b->cols[i]);
+}
+
+/* Starts the next element of an array literal (a comma unless it is the first). */
+static jbuf *elem(sms_batch *b, int col)
+{
+    jbuf *j = &b->cols[col];
+    if (j->len > 1)
+        jbuf_putc(j, ',');
+    return j;
+}
+
+static void put_text(sms_batch *b, int col, const char *s)
+{
+    jbuf *j = elem(b, col);
+    if (s == NULL) {
+        jbuf_puts(j, "NULL");
+        return;
+    }
+    jbuf_putc(j, '"');
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\')
+            jbuf_putc(j, '\\');
+        jbuf_putc(j, *s);
+    }
+    jbuf_putc(j, '"');
+}
+
+static void put_raw(sms_batch *b, int col, const char *s)
+{
+    jbuf_puts(elem(b, col), s);
+}
+
+static void put_int(sms_batch *b, int col, int64_t v)
+{
+    jbuf_printf(elem(b, col), "%" PRId64, v);
+}
+
+/* Unix ns as "YYYY-MM-DD HH:MM:SS.ffffff+00", truncated to the microsecond. */
+static void put_time(sms_batch *b, int col, int64_t ns)
+{
+    int64_t us = ns / 1000 - (ns % 1000 < 0 ? 1 : 0);
+    int64_t secs = us / 1000000 - (us % 1000000 < 0 ? 1 : 0);
+    int64_t frac = us - secs * 1000000;
+    int64_t days = secs / 86400 - (secs % 86400 < 0 ? 1 : 0);
+    int64_t sod = secs - days * 86400;
+    int y, m, d;
+    dates_civil_from_days(days, &y, &m, &d);
+    jbuf_printf(elem(b, col), "\"%04d-%02d-%02d %02d:%02d:%02d.%06d+00\"", y, m, d,
+                (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)frac);
+}
+
+size_t sms_batch_add_event(sms_batch *b, const sms_event *ev)
+{
+    bool charge = ev->effect == SMS_EFFECT_CHARGE, delivered = ev->effect == SMS_EFFECT_DELIVERED;
+    char effect[2] = {(char)ev->effect, '\0'};
+    put_text(b, COL_EVENT_ID, ev->event_id);
+    put_text(b, COL_EVENT_TYPE, ev->event_type);
+    put_raw(b, COL_EFFECT, effect);
+    put_time(b, COL_AT, ev->at_ns);
+    put_text(b, COL_MESSAGE_ID, ev->message_id);
+    put_raw(b, COL_ACCOUNT, ev->account_id);
+    put_raw(b, COL_OPERATOR, ev->operator_id);
+    if (charge) {
+        put_int(b, COL_SEGMENTS, ev->segments);
+        put_raw(b, COL_COST, ev->cost);
+    } else {
+        put_raw(b, COL_SEGMENTS, "NULL");
+        put_raw(b, COL_COST, "NULL");
+    }
+    if (delivered) {
+        put_int(b, COL_LATENCY, ev->latency_ms);
+        put_int(b, COL_SKETCH, ev->sketch_bucket);
+    } else {
+        put_raw(b, COL_LATENCY, "NULL");
+        put_raw(b, COL_SKETCH, "NULL");
+    }
+    put_raw(b, COL_HAS_ERROR, ev->has_error ? "t" : "f");
+    return ++b->events;
+}
+
+void sms_batch_add_rejection(sms_batch *b, const char *subject, const sms_parse *p,
+                             const char *payload, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    put_text(b, COL_REJ_SUBJECT, subject);
+    put_text(b, COL_REJ_EVENT_ID, p->ev.event_id[0] != '\0' ? p->ev.event_id : NULL);
+    put_text(b, COL_REJ_REASON, sms_reason_name(p->reason));
+    put_text(b, COL_REJ_FIELD, p->field);
+    jbuf *j = elem(b, COL_REJ_PAYLOAD);
+    if (len > SMS_STORE_PAYLOAD_MAX)
+        len = SMS_STORE_PAYLOAD_MAX;
+    jbuf_reserve(j, 2 * len + 8);
+    jbuf_puts(j, "\"\\\\x");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)payload[i];
+        jbuf_putc(j, hex[c >> 4]);
+        jbuf_putc(j, hex[c & 15]);
+    }
+    jbuf_putc(j, '"');
+    b->rejections++;
+}
+
+void sms_batch_params(sms_batch *b, const char *params[SMS_STORE_BATCH_NPARAMS])
+{
+    for (int i = 0; i < SMS_STORE_BATCH_NPARAMS; i++) {
+        jbuf *j = &b->cols[i];
+        if (i != COL_TRANSPORT && (j->len == 0 || j->data[j->len - 1] != '}'))
+            jbuf_putc(j, '}');
+        params[i] = j->data;
+    }
+}
+
+int sms_batch_result(const PGresult *res, bool *accepted, size_t events)
+{
+    if (PQntuples(res) != 1 || PQnfields(res) != 1)
+        return -1;
+    for (size_t i = 0; i < events; i++)
+        accepted[i] = false;
+    const char *s = PQgetvalue(res, 0, 0);
+    if (*s++ != '{')
+        return -1;
+    while (*s != '}') {
+        char *end;
+        long pos = strtol(s, &end, 10);
+        if (end == s || pos < 1 || (size_t)pos > events)
+            return -1;
+        accepted[pos - 1] = true;
+        s = end;
+        if (*s == ',')
+            s++;
+        else if (*s != '}')
+            return -1;
+    }
+    return 0;
+}
+
+sms_store_status sms_store_apply(PGconn *conn, sms_batch *b, bool *accepted)
+{
+    const char *params[SMS_STORE_BATCH_NPARAMS];
+    sms_batch_params(b, params);
+    PGresult *res = PQexecParams(conn, SMS_STORE_BATCH_SQL, SMS_STORE_BATCH_NPARAMS, NULL, params,
+                                 NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK && sms_batch_result(res, accepted, b->events) == 0) {
+        PQclear(res);
+        return SMS_STORE_OK;
+    }
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorMessage(res);
+    if (msg == NULL || *msg == '\0')
+        msg = PQerrorMessage(conn);
+    log_error("event batch not applied (%zu events, %zu rejections): SQLSTATE %s: %.*s", b->events,
+              b->rejections, state ? state : "none", (int)strcspn(msg, "\n"), msg);
+    PQclear(res);
+    return PQstatus(conn) == CONNECTION_OK ? SMS_STORE_FAILED : SMS_STORE_UNAVAILABLE;
+}
+
+int sms_store_ensure_partitions(PGconn *conn, int64_t retention_days)
+{
+    char days[24];
+    snprintf(days, sizeof(days), "%" PRId64, retention_days + 1);
+    const char *params[1] = {days};
+    PGresult *res =
+        pgsession_exec(conn, "sms partitions",
+                       "SELECT anlyt.ensure_partitions(now() - make_interval(days => $1::integer), "
+                       "now() + interval '2 months')",
+                       1, params);
+    if (res == NULL)
+        return -1;
+    const char *created = PQgetvalue(res, 0, 0);
+    if (strcmp(created, "0") != 0)
+        log_info("sms partitions: %s monthly partition(s) created", created);
+    PQclear(res);
+    return 0;
+}

@@ -1,0 +1,386 @@
+/*
+ * worker/ingest_worker.c: an ingest worker process (forked by the master, INGEST_WORKERS of them
+ * when NATS_URL is set; SMS.md §4). It blocks freely: cnats 3.4.1's Fetch is request/reply.
+ *
+ * It owns one NATS connection (unlimited reconnects), the durable pull consumers of the billing
+ * and receipt streams (created with the streams when NATS_CREATE_STREAMS is true), one
+ * PostgreSQL session (role "ingest"), and the loop:
+ *
+ *   fetch a batch from either stream -> validate each message (common/sms_event.h) -> apply the
+ *   batch in one statement (common/sms_store.h) -> ack every message of it
+ *
+ * so a crash at any point leads to redelivery, and redelivery to `duplicate` (SMS.md §2.4).
+ * Rejected and ignored messages are acked with their batch: a poison message never blocks a
+ * stream. When the batch cannot be applied (PostgreSQL down, a statement error such as a missing
+ * partition) every message of it is negatively acknowledged with a delay and the worker backs
+ * off; nothing is lost. While NATS is unreachable, fetches fail fast and the worker waits.
+ * Its heartbeat and NATS state live in its shared slot (health reads nats_connected).
+ *
+ * Test hook: ANALYTICSD_TEST_INGEST_EXIT_AFTER_COMMIT=N (a positive integer) makes the worker
+ * exit with a crash status right after its N-th committed batch, before acking it; it exists
+ * only so tests can prove redelivery after that crash, and is logged loudly when used.
+ */
+#include "worker/ingest_worker.h"
+
+#include "common/exitcodes.h"
+#include "common/log.h"
+#include "common/pgsession.h"
+#include "common/shstate.h"
+#include "common/sms_event.h"
+#include "common/sms_store.h"
+#include "common/util.h"
+#include "worker/stopsignal.h"
+
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NS_PER_MS              INT64_C(1000000)
+#define INGEST_IDLE_FETCH_MS   25   /* both streams idle: each fetch waits this long */
+#define INGEST_BUSY_FETCH_MS   2    /* this stream was idle and the other has work */
+#define INGEST_RETRY_MS        1000 /* NATS or stream setup failed: try again after this */
+#define INGEST_NAK_DELAY_MS    2000 /* a batch that could not be applied is redelivered then */
+#define INGEST_BACKOFF_MAX_MS  5000
+#define INGEST_ACK_WAIT_NS     (INT64_C(10) * 1000000000)
+#define INGEST_MAX_ACK_PENDING 20000
+#define INGEST_STREAM_MAX_AGE  (INT64_C(24) * 3600 * 1000000000) /* <= SMS_DEDUPE_RETENTION */
+#define INGEST_STREAM_DUPES    (INT64_C(120) * 1000000000)
+#define INGEST_STATEMENT_LIMIT "SET statement_timeout = '20s'"
+
+typedef struct ingest_stream {
+    sms_subject subject;
+    const char *stream; /* NATS_BILLING_STREAM / NATS_DLR_STREAM */
+    natsSubscription *sub;
+    bool busy; /* the last fetch returned messages */
+} ingest_stream;
+
+typedef struct ingest {
+    const config *cfg;
+    shstate_slot *me;
+    int stopfd;
+    natsConnection *nc;
+    jsCtx *js;
+    ingest_stream streams[2];
+    PGconn *pg;
+    sms_batch batch;
+    bool *accepted;  /* per batch position: accepted (else duplicate) */
+    int backoff_ms;  /* current back-off after failed batches */
+    long exit_after; /* test hook: commits before a simulated crash, 0 = off */
+    long commits;
+} ingest;
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+static void beat(ingest *w)
+{
+    atomic_store(&w->me->heartbeat_ns, clock_monotonic_ns());
+    bool up = w->nc != NULL && natsConnection_Status(w->nc) == NATS_CONN_STATUS_CONNECTED;
+    atomic_store(&w->me->nats_connected, up ? 1 : 0);
+}
+
+/* Waits ms (heartbeating); returns true when a stop signal arrived. */
+static bool pause_ms(ingest *w, int ms)
+{
+    while (ms > 0) {
+        int step = ms > 500 ? 500 : ms;
+        if (stopsignal_wait(w->stopfd, step))
+            return true;
+        ms -= step;
+        beat(w);
+    }
+    return false;
+}
+
+static PGconn *ingest_pg(ingest *w)
+{
+    if (w->pg != NULL && PQstatus(w->pg) != CONNECTION_OK) {
+        log_warn("database session lost; reconnecting");
+        PQfinish(w->pg);
+        w->pg = NULL;
+    }
+    if (w->pg == NULL) {
+        w->pg = pgsession_connect(w->cfg->database_url, "ingest");
+        PGresult *res =
+            w->pg ? pgsession_exec(w->pg, "ingest session setup", INGEST_STATEMENT_LIMIT, 0, NULL)
+                  : NULL;
+        if (res != NULL)
+            PQclear(res);
+    }
+    return w->pg;
+}
+
+/* Connects to NATS (the library then reconnects forever). 0, or -1 after logging. */
+static int nats_connect(ingest *w)
+{
+    natsOptions *opts = NULL;
+    char *urls = xstrdup(w->cfg->nats_url);
+    const char *servers[32];
+    int n = 0;
+    for (char *save = NULL, *u = strtok_r(urls, ",", &save); u != NULL && n < 32;
+         u = strtok_r(NULL, ",", &save))
+        servers[n++] = u;
+    char name[64];
+    snprintf(name, sizeof(name), "analyticsd-ingest-%d", (int)getpid());
+    natsStatus s = natsOptions_Create(&opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(opts, servers, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(opts, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(opts, 500);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(opts, 2000);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&w->nc, opts);
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&w->js, w->nc, NULL);
+    natsOptions_Destroy(opts);
+    free(urls);
+    if (s != NATS_OK) {
+        log_warn("cannot connect to NATS: %s; retrying", natsStatus_GetText(s));
+        if (w->nc != NULL)
+            natsConnection_Destroy(w->nc);
+        w->nc = NULL;
+        w->js = NULL;
+        return -1;
+    }
+    log_info("connected to NATS");
+    return 0;
+}
+
+/* Creates the stream when allowed and missing. 0, or -1 after logging. */
+static int ensure_stream(ingest *w, const ingest_stream *st)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, w->js, st->stream, NULL, &jerr);
+    if (s == NATS_OK) {
+        if (si->Config->MaxAge == 0 || si->Config->MaxAge > w->cfg->sms_dedupe_retention_ns)
+            log_warn("stream %s keeps messages longer than SMS_DEDUPE_RETENTION: a redelivery "
+                     "older than that would be counted again",
+                     st->stream);
+        jsStreamInfo_Destroy(si);
+        return 0;
+    }
+    if (s != NATS_NOT_FOUND || !w->cfg->nats_create_streams) {
+        log_warn("stream %s is not available (%s)%s", st->stream, natsStatus_GetText(s),
+                 s == NATS_NOT_FOUND ? "; set NATS_CREATE_STREAMS=true or create it" : "");
+        return -1;
+    }
+    const char *subjects[1] = {sms_subject_name(st->subject)};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = st->stream;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.MaxAge = INGEST_STREAM_MAX_AGE;
+    sc.Duplicates = INGEST_STREAM_DUPES;
+    s = js_AddStream(&si, w->js, &sc, NULL, &jerr);
+    if (s != NATS_OK && jerr != JSStreamNameExistErr) {
+        log_warn("cannot create stream %s: %s (%d)", st->stream, natsStatus_GetText(s), (int)jerr);
+        return -1;
+    }
+    if (s == NATS_OK)
+        log_info("created stream %s (subject %s)", st->stream, subjects[0]);
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+/* Binds the durable pull consumer of a stream, creating it when allowed. 0, or -1. */
+static int bind_consumer(ingest *w, ingest_stream *st)
+{
+    const char *durable = w->cfg->nats_consumer;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, w->js, st->stream, durable, NULL, &jerr);
+    if (s == NATS_NOT_FOUND && w->cfg->nats_create_streams) {
+        jsConsumerConfig cc;
+        jsConsumerConfig_Init(&cc);
+        cc.Durable = durable;
+        cc.AckPolicy = js_AckExplicit;
+        cc.DeliverPolicy = js_DeliverAll;
+        cc.AckWait = INGEST_ACK_WAIT_NS;
+        cc.MaxAckPending = INGEST_MAX_ACK_PENDING;
+        cc.FilterSubject = sms_subject_name(st->subject);
+        s = js_AddConsumer(&ci, w->js, st->stream, &cc, NULL, &jerr);
+        if (s == NATS_OK)
+            log_info("created consumer %s on stream %s", durable, st->stream);
+    }
+    jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK) {
+        log_warn("consumer %s on stream %s is not available: %s", durable, st->stream,
+                 natsStatus_GetText(s));
+        return -1;
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = st->stream;
+    so.Consumer = durable;
+    s = js_PullSubscribe(&st->sub, w->js, sms_subject_name(st->subject), durable, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        log_warn("cannot bind consumer %s on stream %s: %s", durable, st->stream,
+                 natsStatus_GetText(s));
+        st->sub = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Connection, streams and consumers; retries until ready. false when asked to stop. */
+static bool nats_setup(ingest *w)
+{
+    for (;;) {
+        beat(w);
+        if (w->nc == NULL && nats_connect(w) != 0) {
+            if (pause_ms(w, INGEST_RETRY_MS))
+                return false;
+            continue;
+        }
+        bool ok = true;
+        for (int i = 0; i < 2 && ok; i++) {
+            if (w->streams[i].sub == NULL)
+                ok = ensure_stream(w, &w->streams[i]) == 0 && bind_consumer(w, &w->streams[i]) == 0;
+        }
+        if (ok)
+            return true;
+        if (pause_ms(w, INGEST_RETRY_MS))
+            return false;
+    }
+}
+
+/* ---- one batch ---------------------------------------------------------------------------- */
+
+static void settle(natsMsgList *list, bool ack)
+{
+    for (int i = 0; i < list->Count; i++) {
+        if (ack)
+            natsMsg_Ack(list->Msgs[i], NULL);
+        else
+            natsMsg_NakWithDelay(list->Msgs[i], INGEST_NAK_DELAY_MS, NULL);
+    }
+}
+
+/* Validates the messages into the batch; returns how many valid events it holds. */
+static size_t build_batch(ingest *w, const ingest_stream *st, natsMsgList *list)
+{
+    sms_window win = sms_window_at(clock_realtime_ns(), w->cfg->sms_hourly_retention_days);
+    sms_batch_reset(&w->batch);
+    for (int i = 0; i < list->Count; i++) {
+        natsMsg *m = list->Msgs[i];
+        const char *header_id = NULL;
+        if (natsMsgHeader_Get(m, "Nats-Msg-Id", &header_id) != NATS_OK)
+            header_id = NULL;
+        const char *data = natsMsg_GetData(m);
+        size_t len = (size_t)natsMsg_GetDataLength(m);
+        sms_parse p;
+        sms_event_parse(data ? data : "", data ? len : 0, st->subject, header_id, &win, &p);
+        if (p.verdict == SMS_VALID)
+            sms_batch_add_event(&w->batch, &p.ev);
+        else if (p.verdict == SMS_REJECTED)
+            sms_batch_add_rejection(&w->batch, sms_subject_name(st->subject), &p, data ? data : "",
+                                    data ? len : 0);
+        sms_parse_free(&p);
+    }
+    return w->batch.events;
+}
+
+/* Applies and settles one fetched list. */
+static void handle(ingest *w, const ingest_stream *st, natsMsgList *list)
+{
+    build_batch(w, st, list);
+    sms_store_status rc = SMS_STORE_UNAVAILABLE;
+    if (ingest_pg(w) != NULL)
+        rc = sms_store_apply(w->pg, &w->batch, w->accepted);
+    if (rc != SMS_STORE_OK) {
+        settle(list, false);
+        w->backoff_ms = w->backoff_ms == 0 ? 250 : w->backoff_ms * 2;
+        if (w->backoff_ms > INGEST_BACKOFF_MAX_MS)
+            w->backoff_ms = INGEST_BACKOFF_MAX_MS;
+        log_warn("%d message(s) from %s will be redelivered; backing off %d ms", list->Count,
+                 st->stream, w->backoff_ms);
+        return;
+    }
+    w->backoff_ms = 0;
+    if (w->exit_after > 0 && ++w->commits >= w->exit_after) {
+        log_warn("TEST HOOK: exiting after commit %ld, before the ack", w->commits);
+        fflush(NULL);
+        _exit(EXIT_CHILD_CRASHED);
+    }
+    settle(list, true);
+}
+
+/* Fetches from one stream; returns true when it got messages. */
+static bool fetch_one(ingest *w, ingest_stream *st, int64_t timeout_ms)
+{
+    natsMsgList list = {0};
+    natsStatus s =
+        natsSubscription_Fetch(&list, st->sub, w->cfg->sms_ingest_batch, timeout_ms, NULL);
+    st->busy = s == NATS_OK && list.Count > 0;
+    if (st->busy)
+        handle(w, st, &list);
+    natsMsgList_Destroy(&list);
+    if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {
+        /* Disconnected (the library reconnects) or another failure: do not spin. */
+        beat(w);
+        pause_ms(w, 100);
+    }
+    return st->busy;
+}
+
+static long test_exit_after(void)
+{
+    const char *v = getenv("ANALYTICSD_TEST_INGEST_EXIT_AFTER_COMMIT");
+    if (v == NULL || *v == '\0')
+        return 0;
+    long n = strtol(v, NULL, 10);
+    if (n > 0)
+        log_warn("TEST HOOK: this ingest worker exits after commit %ld "
+                 "(ANALYTICSD_TEST_INGEST_EXIT_AFTER_COMMIT)",
+                 n);
+    return n > 0 ? n : 0;
+}
+
+int ingest_worker_main(const config *cfg, int slot)
+{
+    ingest w = {0};
+    w.cfg = cfg;
+    w.me = &shstate_global->slots[slot];
+    w.stopfd = stopsignal_open();
+    if (w.stopfd < 0)
+        return EXIT_CHILD_CRASHED;
+    w.streams[0] = (ingest_stream){SMS_SUBJECT_BILLING, cfg->nats_billing_stream, NULL, false};
+    w.streams[1] = (ingest_stream){SMS_SUBJECT_DLR, cfg->nats_dlr_stream, NULL, false};
+    w.accepted = xcalloc((size_t)cfg->sms_ingest_batch, sizeof(*w.accepted));
+    w.exit_after = test_exit_after();
+    sms_batch_init(&w.batch, "nats");
+    atomic_store(&w.me->ready, 1);
+    ingest_pg(&w);
+
+    if (nats_setup(&w)) {
+        log_info("consuming %s and %s as %s (batches of up to %d)", cfg->nats_billing_stream,
+                 cfg->nats_dlr_stream, cfg->nats_consumer, cfg->sms_ingest_batch);
+        while (!stopsignal_wait(w.stopfd, 0)) {
+            beat(&w);
+            if (w.backoff_ms > 0 && pause_ms(&w, w.backoff_ms))
+                break;
+            /* A stream with work waits for its batch; an idle one must not hold up the other. */
+            for (int i = 0; i < 2; i++) {
+                bool other_busy = w.streams[1 - i].busy && !w.streams[i].busy;
+                fetch_one(&w, &w.streams[i],
+                          other_busy ? INGEST_BUSY_FETCH_MS : INGEST_IDLE_FETCH_MS);
+            }
+        }
+    }
+    /* Acks already handed to the library are flushed by closing the connection. */
+    if (w.nc != NULL)
+        natsConnection_Close(w.nc);
+    PQfinish(w.pg);
+    sms_batch_free(&w.batch);
+    free(w.accepted);
+    return EXIT_CHILD_STOPPED;
+}
