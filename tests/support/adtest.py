@@ -4,7 +4,8 @@ Used by tests/integration/test_*.py (run by ctest through `deploy/dev test`). Ea
 its own scratch PostgreSQL database (migrated and seeded through the real binary), its own Redis
 database number and its own port, so files can run side by side. Nothing is mocked.
 
-Environment (set by deploy/dev): ANALYTICSD_BIN, TEST_PG_CONNINFO, REDIS_URL.
+Environment (set by deploy/dev): ANALYTICSD_BIN, TEST_PG_CONNINFO, REDIS_URL (and TEST_NATS_URL;
+tests that consume from NATS start their own PrivateNats so that no two share a stream).
 """
 
 import http.client
@@ -104,7 +105,8 @@ class Service:
         self.env = dict(os.environ, DATABASE_URL=db.conninfo, REDIS_URL=self.redis_url,
                         APP_HOST="127.0.0.1", APP_PORT=str(self.port),
                         MANAGEMENT_API_KEY="test-key", HTTP_WORKERS="2", RECOMPUTE_WORKERS="1",
-                        APP_AUTO_MIGRATE="false", HTTP_SHUTDOWN_TIMEOUT="5s")
+                        APP_AUTO_MIGRATE="false", HTTP_SHUTDOWN_TIMEOUT="5s",
+                        NATS_URL="")  # NATS ingestion only where a test asks for it
         self.env.update({k: str(v) for k, v in env.items()})
         self.log = tempfile.NamedTemporaryFile(prefix="analyticsd-", suffix=".log", delete=False)
         self.proc = None
