@@ -16,9 +16,9 @@
  * off; nothing is lost. While NATS is unreachable, fetches fail fast and the worker waits.
  * Its heartbeat and NATS state live in its shared slot (health reads nats_connected).
  *
- * Test hook: ANALYTICSD_TEST_INGEST_EXIT_AFTER_COMMIT=N (a positive integer) makes the worker
- * exit with a crash status right after its N-th committed batch, before acking it; it exists
- * only so tests can prove redelivery after that crash, and is logged loudly when used.
+ * Test hook: ANALYTICSD_TEST_INGEST_CRASH_ONCE=<path> makes the first worker that creates that
+ * file exit with a crash status right after its first committed batch, before acking it; it
+ * exists only so tests can prove redelivery after that crash, and is logged loudly when used.
  */
 #include "worker/ingest_worker.h"
 
@@ -31,6 +31,7 @@
 #include "common/util.h"
 #include "worker/stopsignal.h"
 
+#include <fcntl.h>
 #include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +68,7 @@ typedef struct ingest {
     sms_batch batch;
     bool *accepted;  /* per batch position: accepted (else duplicate) */
     int backoff_ms;  /* current back-off after failed batches */
-    long exit_after; /* test hook: commits before a simulated crash, 0 = off */
-    long commits;
+    bool crash_once; /* test hook: crash after the next commit */
 } ingest;
 
 /* ---- connections -------------------------------------------------------------------------- */
@@ -306,8 +306,8 @@ static void handle(ingest *w, const ingest_stream *st, natsMsgList *list)
         return;
     }
     w->backoff_ms = 0;
-    if (w->exit_after > 0 && ++w->commits >= w->exit_after) {
-        log_warn("TEST HOOK: exiting after commit %ld, before the ack", w->commits);
+    if (w->crash_once) {
+        log_warn("TEST HOOK: crashing after a commit, before the ack");
         fflush(NULL);
         _exit(EXIT_CHILD_CRASHED);
     }
@@ -332,17 +332,18 @@ static bool fetch_one(ingest *w, ingest_stream *st, int64_t timeout_ms)
     return st->busy;
 }
 
-static long test_exit_after(void)
+static bool test_crash_once(void)
 {
-    const char *v = getenv("ANALYTICSD_TEST_INGEST_EXIT_AFTER_COMMIT");
-    if (v == NULL || *v == '\0')
-        return 0;
-    long n = strtol(v, NULL, 10);
-    if (n > 0)
-        log_warn("TEST HOOK: this ingest worker exits after commit %ld "
-                 "(ANALYTICSD_TEST_INGEST_EXIT_AFTER_COMMIT)",
-                 n);
-    return n > 0 ? n : 0;
+    const char *path = getenv("ANALYTICSD_TEST_INGEST_CRASH_ONCE");
+    if (path == NULL || *path == '\0')
+        return false;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false; /* an earlier worker crashed already */
+    close(fd);
+    log_warn("TEST HOOK: this ingest worker crashes after its first commit "
+             "(ANALYTICSD_TEST_INGEST_CRASH_ONCE)");
+    return true;
 }
 
 int ingest_worker_main(const config *cfg, int slot)
@@ -356,7 +357,7 @@ int ingest_worker_main(const config *cfg, int slot)
     w.streams[0] = (ingest_stream){SMS_SUBJECT_BILLING, cfg->nats_billing_stream, NULL, false};
     w.streams[1] = (ingest_stream){SMS_SUBJECT_DLR, cfg->nats_dlr_stream, NULL, false};
     w.accepted = xcalloc((size_t)cfg->sms_ingest_batch, sizeof(*w.accepted));
-    w.exit_after = test_exit_after();
+    w.crash_once = test_crash_once();
     sms_batch_init(&w.batch, "nats");
     atomic_store(&w.me->ready, 1);
     ingest_pg(&w);
