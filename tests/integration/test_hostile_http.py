@@ -562,8 +562,11 @@ def test_http_10():
             c.close()
     r = exchange(SVC.port, request_bytes(b"DELETE", b"/api/v1/health", version=b"HTTP/1.0"))
     assert_error(r, 405, "method not allowed", "HTTP/1.0 DELETE")
+    # h2o buffers bodies up to the largest route limit (1 MiB, POST /api/v1/events) before the
+    # route's own limit answers, so the 70000 bytes are sent.
     r = exchange(SVC.port, request_bytes(b"POST", b"/api/v1/recomputations",
-                                         [b"Content-Length: 70000"], version=b"HTTP/1.0"))
+                                         [b"Content-Length: 70000"], body=b"x" * 70000,
+                                         version=b"HTTP/1.0"))
     assert_error(r, 413, "request body too large", "HTTP/1.0 POST 70000")
     for version in (b"HTTP/0.9", b"HTTP/1.1x", b"FOO/1.1", b"HTTP/1.", b"\xff"):
         error_or_closed(request_bytes(b"GET", b"/api/v1/health", version=version),

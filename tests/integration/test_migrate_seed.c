@@ -158,7 +158,7 @@ static void test_migrate_empty_then_noop(void **state)
     fixture *f = *state;
     PGconn *c = f->conn;
     const char *out = run_ok(f, "migrate", NULL);
-    assert_non_null(strstr(out, "3 script(s) applied"));
+    assert_non_null(strstr(out, "4 script(s) applied"));
 
     expect_int(c,
                "SELECT count(*) FROM unnest(ARRAY['event_sources', 'analytics_events',"
@@ -172,7 +172,28 @@ static void test_migrate_empty_then_noop(void **state)
                "(ARRAY[''pending''::text, ''running''::text]))'",
                1);
     expect_text(c, "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations",
-                "0001_init.sql,0002_reference_data.sql,0003_durable_recompute.sql");
+                "0001_init.sql,0002_reference_data.sql,0003_durable_recompute.sql,0004_sms.sql");
+    /* SMS.md §3.1: the anlyt tables, and partitions from 92 days back to two months ahead. */
+    expect_int(c,
+               "SELECT count(*) FROM pg_tables WHERE schemaname = 'anlyt'"
+               " AND tablename IN ('metrics_daily', 'account_usage_daily', 'processed_events',"
+               " 'rejected_events', 'traffic_seconds', 'ingest_state')",
+               6);
+    expect_int(
+        c,
+        "SELECT count(*) FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid"
+        " WHERE c.relname IN ('metrics_hourly', 'operator_performance', 'latency_histogram')",
+        3);
+    expect_int(
+        c,
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent"
+        " WHERE c.relname = 'metrics_hourly' AND i.inhrelid IN"
+        " (to_regclass(to_char(now() AT TIME ZONE 'UTC', '\"anlyt\".\"metrics_hourly_p\"YYYY_MM')),"
+        " to_regclass(to_char((now() - interval '92 days') AT TIME ZONE 'UTC',"
+        " '\"anlyt\".\"metrics_hourly_p\"YYYY_MM')),"
+        " to_regclass(to_char((now() + interval '2 months') AT TIME ZONE 'UTC',"
+        " '\"anlyt\".\"metrics_hourly_p\"YYYY_MM')))",
+        3);
     expect_int(c, "SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'", 1);
     expect_text(c,
                 "SELECT column_default || ':' || is_nullable FROM information_schema.columns"
@@ -268,7 +289,7 @@ static void test_migrate_applies_only_0003(void **state)
     assert_non_null(strstr(out, "1 script(s) applied"));
 
     /* 0001/0002 and the unknown version untouched; 0003 recorded now. */
-    expect_int(c, "SELECT count(*) FROM schema_migrations", 4);
+    expect_int(c, "SELECT count(*) FROM schema_migrations", 5);
     char *after = testdb_query_text(c, "SELECT string_agg(version || '@' || applied_at::text,"
                                        " ',' ORDER BY version) FROM schema_migrations"
                                        " WHERE version <> '0003_durable_recompute.sql'");
