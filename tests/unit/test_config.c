@@ -361,6 +361,77 @@ static void test_messages(void **state)
     expect_one(S, "APP_HOST", "[::1]", "APP_HOST must be an IP address");
 }
 
+/* SMS.md §7: defaults, values and messages of the SMS variables. */
+static void test_sms_variables(void **state)
+{
+    (void)state;
+    fake f;
+    fake_valid(&f);
+    config cfg;
+    assert_int_equal(run(&f, CONFIG_ROLE_SERVER, &cfg), 0);
+    assert_null(cfg.nats_url);
+    assert_string_equal(cfg.nats_consumer, "analytics-service");
+    assert_string_equal(cfg.nats_billing_stream, "BILLING");
+    assert_string_equal(cfg.nats_dlr_stream, "SMS_DLR");
+    assert_false(cfg.nats_create_streams);
+    assert_int_equal(cfg.ingest_workers, 1);
+    assert_int_equal(cfg.sms_ingest_batch, 500);
+    assert_int_equal(cfg.sms_cache_ttl_ns, INT64_C(5000000000));
+    assert_int_equal(cfg.sms_rollup_interval_ns, INT64_C(60000000000));
+    assert_int_equal(cfg.sms_hourly_retention_days, 90);
+    assert_int_equal(cfg.sms_daily_retention_days, 365);
+    assert_int_equal(cfg.sms_dedupe_retention_ns, INT64_C(172800000000000));
+    config_free(&cfg);
+
+    set(&f, "NATS_URL", "nats://u:p@10.0.0.1:4222,tls://nats-2:4222");
+    set(&f, "NATS_CONSUMER", "svc-1");
+    set(&f, "NATS_CREATE_STREAMS", "true");
+    set(&f, "INGEST_WORKERS", "64");
+    set(&f, "SMS_INGEST_BATCH", "10000");
+    set(&f, "SMS_CACHE_TTL", "0");
+    set(&f, "SMS_HOURLY_RETENTION_DAYS", "30");
+    assert_int_equal(run(&f, CONFIG_ROLE_SERVER, &cfg), 0);
+    assert_string_equal(cfg.nats_url, "nats://u:p@10.0.0.1:4222,tls://nats-2:4222");
+    assert_string_equal(cfg.nats_consumer, "svc-1");
+    assert_true(cfg.nats_create_streams);
+    assert_int_equal(cfg.ingest_workers, 64);
+    assert_int_equal(cfg.sms_ingest_batch, 10000);
+    assert_int_equal(cfg.sms_cache_ttl_ns, 0);
+    assert_int_equal(cfg.sms_hourly_retention_days, 30);
+    config_free(&cfg);
+    free(f.err);
+
+    const config_role S = CONFIG_ROLE_SERVER;
+    expect_one(S, "NATS_URL", "http://h:4222", "NATS_URL is invalid");
+    expect_one(S, "NATS_URL", "nats://secret@h:1,", "NATS_URL is invalid"); /* never quoted */
+    expect_one(S, "NATS_URL", "nats://", "NATS_URL is invalid");
+    expect_one(S, "NATS_CONSUMER", "a.b",
+               "NATS_CONSUMER must be a NATS name (printable ASCII without '.', '*', '>' or "
+               "spaces)");
+    expect_one(S, "NATS_BILLING_STREAM", "B ILLING",
+               "NATS_BILLING_STREAM must be a NATS name (printable ASCII without '.', '*', '>' "
+               "or spaces)");
+    expect_one(S, "NATS_DLR_STREAM", "X>",
+               "NATS_DLR_STREAM must be a NATS name (printable ASCII without '.', '*', '>' or "
+               "spaces)");
+    expect_one(S, "NATS_CREATE_STREAMS", "yes",
+               "NATS_CREATE_STREAMS must be a boolean (true/false, 1/0, t/f)");
+    expect_one(S, "INGEST_WORKERS", "0", "INGEST_WORKERS must be at least 1");
+    expect_one(S, "INGEST_WORKERS", "65", "INGEST_WORKERS must be at most 64");
+    expect_one(S, "SMS_INGEST_BATCH", "10001", "SMS_INGEST_BATCH must be at most 10000");
+    expect_one(S, "SMS_CACHE_TTL", "-1s",
+               "SMS_CACHE_TTL must be 0 or a positive duration (for example 5s, 500ms)");
+    expect_one(S, "SMS_CACHE_TTL", "0s", /* "0" alone disables: SMS.md §6.1 */
+               "SMS_CACHE_TTL must be 0 or a positive duration (for example 5s, 500ms)");
+    expect_one(S, "SMS_CACHE_TTL", "250ms", NULL);
+    expect_one(S, "SMS_ROLLUP_INTERVAL", "0",
+               "SMS_ROLLUP_INTERVAL must be a positive duration (for example 10s, 1.5m, 300ms)");
+    expect_one(S, "SMS_HOURLY_RETENTION_DAYS", "0", "SMS_HOURLY_RETENTION_DAYS must be at least 1");
+    expect_one(S, "SMS_DAILY_RETENTION_DAYS", "x", "SMS_DAILY_RETENTION_DAYS must be an integer");
+    expect_one(S, "SMS_DEDUPE_RETENTION", "2d",
+               "SMS_DEDUPE_RETENTION must be a positive duration (for example 10s, 1.5m, 300ms)");
+}
+
 static void test_app_host(void **state)
 {
     (void)state;
@@ -885,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_seed_reads_force_reset),
         cmocka_unit_test(test_database_url_required_all_roles),
         cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_sms_variables),
         cmocka_unit_test(test_app_host),
         cmocka_unit_test(test_multiple_errors_in_order),
         cmocka_unit_test(test_secrets_never_printed),
