@@ -344,10 +344,10 @@ static bool receipt_members(const checker *c, sms_event *ev, int64_t occurred_ns
         }
         s = json_string_value(v);
         n = json_string_length(v);
-        bool blank = true, printable = n <= 32;
+        /* blank as API.md §2.2 defines it (empty after trimming its whitespace set) */
+        bool blank = text_is_blank(s, n), printable = n <= 32;
         for (size_t i = 0; i < n; i++) {
             unsigned char ch = (unsigned char)s[i];
-            blank = blank && (ch == ' ' || ch == '\t');
             printable = printable && ch >= 0x20 && ch <= 0x7e;
         }
         if (!blank && !printable) {
@@ -428,8 +428,13 @@ static json_t *parse_object(const char *raw, size_t len, sms_parse *out)
 {
     memset(out, 0, sizeof(*out));
     json_error_t err;
+    /* A raw NUL byte is never JSON, but jansson skips one after a number or a literal (and
+     * json_span would then stop there): reject it here. */
     json_t *root =
-        json_loadb(raw, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
+        memchr(raw, '\0', len) != NULL
+            ? NULL
+            : json_loadb(raw, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
+                         &err);
     if (root == NULL) {
         reject(out, SMS_REASON_INVALID_JSON, NULL);
         return NULL;

@@ -72,6 +72,9 @@ void sms_batch_free(sms_batch *b)
 static jbuf *elem(sms_batch *b, int col)
 {
     jbuf *j = &b->cols[col];
+    /* reopen an array closed by sms_batch_params (no element ends with '}') */
+    if (j->len > 1 && j->data[j->len - 1] == '}')
+        j->data[--j->len] = '\0';
     if (j->len > 1)
         jbuf_putc(j, ',');
     return j;

@@ -118,6 +118,8 @@ static void events_dispose(void *p)
 /* The raw text of the events array when the body is {"events":[1..1000 items]}; else NULL. */
 static const char *events_array(const char *body, size_t len, size_t *arr_len, size_t *n)
 {
+    if (memchr(body, '\0', len) != NULL)
+        return NULL; /* never valid JSON; jansson would skip it where json_span stops */
     json_error_t err;
     json_t *root =
         json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
