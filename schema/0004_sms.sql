@@ -74,7 +74,7 @@ CREATE INDEX ix_anlyt_acct_usage_account ON anlyt.account_usage_daily (account_i
 
 -- 2. Dedupe (seed 002), rejections, latency sketch (SMS.md §3.4), per-second charge counts.
 CREATE TABLE anlyt.processed_events (
-    event_id TEXT PRIMARY KEY,
+    event_id TEXT COLLATE "C" PRIMARY KEY, -- ids compare as bytes: no locale work per compare
     event_type TEXT NOT NULL,
     processed_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
@@ -160,6 +160,15 @@ SELECT anlyt.ensure_partitions(now() - interval '92 days', now() + interval '2 m
 -- Each touched row is upserted once, and every statement locks rows in key order, tables always
 -- in the order below, so concurrent batches never deadlock. Returns the positions accepted
 -- (first time seen); the other events of the batch were duplicates.
+-- The arrays are read with unnest only (subscripting a text[] walks it from its start), and the
+-- joins between the batch's row sets are hash joins (their sizes are unknown to the planner; a
+-- nested loop over them made a batch quadratic).
+CREATE TYPE anlyt.batch_event AS (
+    i INTEGER, event_id TEXT COLLATE "C", event_type TEXT, effect TEXT, at TIMESTAMPTZ,
+    message_id TEXT COLLATE "C",
+    account_id UUID, operator_id UUID, segments INTEGER, cost NUMERIC, latency BIGINT,
+    sketch SMALLINT, has_error BOOLEAN);
+
 CREATE FUNCTION anlyt.ingest_batch(
     p_event_id TEXT[], p_event_type TEXT[], p_effect TEXT[], p_at TIMESTAMPTZ[],
     p_message_id TEXT[], p_account_id UUID[], p_operator_id UUID[], p_segments INTEGER[],
@@ -168,8 +177,8 @@ CREATE FUNCTION anlyt.ingest_batch(
     p_rej_field TEXT[], p_rej_payload BYTEA[]) RETURNS INTEGER[]
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_new INTEGER[];
-    v_acc INTEGER[];
+    v_all anlyt.batch_event[]; -- every valid event of the batch
+    v_acc anlyt.batch_event[]; -- the accepted ones
     v_pk_hour TIMESTAMPTZ[];
     v_pk_scope TEXT[];
     v_pk_id TEXT[];
@@ -184,50 +193,53 @@ BEGIN
     IF coalesce(cardinality(p_event_id), 0) = 0 THEN
         RETURN '{}';
     END IF;
+    SELECT array_agg(ROW(e.i, e.event_id, e.event_type, e.effect, e.at, e.message_id,
+                         e.account_id, e.operator_id, e.segments, e.cost, e.latency, e.sketch,
+                         e.has_error)::anlyt.batch_event)
+    INTO v_all
+    FROM unnest(p_event_id, p_event_type, p_effect, p_at, p_message_id, p_account_id,
+                p_operator_id, p_segments, p_cost, p_latency, p_sketch, p_has_error)
+         WITH ORDINALITY AS e(event_id, event_type, effect, at, message_id, account_id,
+                              operator_id, segments, cost, latency, sketch, has_error, i);
 
-    -- Dedupe by event_id: the first occurrence in the batch claims the key.
+    -- Dedupe by event_id (the first occurrence in the batch claims the key), then the guard of
+    -- final receipts: a second final receipt of a message, under any event_id, is a duplicate.
     WITH firsts AS (
-        SELECT DISTINCT ON (e.id) e.id, e.typ, e.i::INTEGER AS i
-        FROM unnest(p_event_id, p_event_type) WITH ORDINALITY AS e(id, typ, i)
-        ORDER BY e.id, e.i
+        SELECT DISTINCT ON (e.event_id) e.* FROM unnest(v_all) AS e ORDER BY e.event_id, e.i
     ), claimed AS (
         INSERT INTO anlyt.processed_events (event_id, event_type)
-        SELECT id, typ FROM firsts ORDER BY id
+        SELECT event_id, event_type FROM firsts ORDER BY event_id
         ON CONFLICT DO NOTHING
         RETURNING event_id
-    )
-    SELECT coalesce(array_agg(f.i ORDER BY f.i), '{}') INTO v_new
-    FROM firsts f JOIN claimed c ON c.event_id = f.id;
-
-    -- A second final receipt of a message (any event_id) is a duplicate (SMS.md §2.4).
-    WITH fin AS (
-        SELECT DISTINCT ON (k) 'dlr-final:' || p_message_id[i] AS k, i
-        FROM unnest(v_new) AS i
-        WHERE p_effect[i] IN ('D', 'F')
-        ORDER BY k, i
-    ), claimed AS (
+    ), fresh AS (
+        SELECT f.* FROM firsts f JOIN claimed c ON c.event_id = f.event_id
+    ), fin AS (
+        SELECT DISTINCT ON (k) ('dlr-final:' || message_id) COLLATE "C" AS k, i
+        FROM fresh WHERE effect IN ('D', 'F') ORDER BY k, i
+    ), fin_claimed AS (
         INSERT INTO anlyt.processed_events (event_id, event_type)
         SELECT k, 'sms.dlr.final' FROM fin ORDER BY k
         ON CONFLICT DO NOTHING
         RETURNING event_id
+    ), fin_ok AS (
+        SELECT fin.i FROM fin JOIN fin_claimed c ON c.event_id = fin.k
     )
-    SELECT coalesce(array_agg(i ORDER BY i), '{}') INTO v_acc
-    FROM unnest(v_new) AS i
-    WHERE p_effect[i] NOT IN ('D', 'F')
-       OR i IN (SELECT f.i FROM fin f JOIN claimed c ON c.event_id = f.k);
+    SELECT coalesce(array_agg(ROW(f.*)::anlyt.batch_event ORDER BY f.i), '{}') INTO v_acc
+    FROM fresh f LEFT JOIN fin_ok o ON o.i = f.i
+    WHERE f.effect NOT IN ('D', 'F') OR o.i IS NOT NULL;
 
     IF cardinality(v_acc) = 0 THEN
-        RETURN v_acc;
+        RETURN '{}';
     END IF;
 
     -- Per-second charge counts of every scope; the largest of each hour feeds peak_tps.
     WITH t AS (
         INSERT INTO anlyt.traffic_seconds AS t (second_bucket, scope, scope_id, n)
-        SELECT date_trunc('second', p_at[i]), s.scope, s.scope_id, count(*)
-        FROM unnest(v_acc) AS i
-        CROSS JOIN LATERAL (VALUES ('PLATFORM', 'platform'), ('OPERATOR', p_operator_id[i]::TEXT),
-                                   ('ACCOUNT', p_account_id[i]::TEXT)) AS s(scope, scope_id)
-        WHERE p_effect[i] = 'C'
+        SELECT date_trunc('second', e.at), s.scope, s.scope_id, count(*)
+        FROM unnest(v_acc) AS e
+        CROSS JOIN LATERAL (VALUES ('PLATFORM', 'platform'), ('OPERATOR', e.operator_id::TEXT),
+                                   ('ACCOUNT', e.account_id::TEXT)) AS s(scope, scope_id)
+        WHERE e.effect = 'C'
         GROUP BY 1, 2, 3
         ORDER BY 1, 2, 3
         ON CONFLICT (second_bucket, scope, scope_id) DO UPDATE SET n = t.n + EXCLUDED.n
@@ -245,15 +257,15 @@ BEGIN
            GREATEST(sum(tot) - sum(del) - sum(fail), 0), sum(cost), sum(lat), sum(del), max(peak),
            now()
     FROM (
-        SELECT date_trunc('hour', p_at[i], 'UTC') AS hour, s.scope, s.scope_id,
-               (p_effect[i] = 'C')::INTEGER AS tot, (p_effect[i] = 'D')::INTEGER AS del,
-               (p_effect[i] = 'F')::INTEGER AS fail,
-               CASE WHEN p_effect[i] = 'C' THEN p_cost[i] ELSE 0 END AS cost,
-               CASE WHEN p_effect[i] = 'D' THEN p_latency[i] ELSE 0 END AS lat, 0 AS peak
-        FROM unnest(v_acc) AS i
-        CROSS JOIN LATERAL (VALUES ('PLATFORM', 'platform'), ('OPERATOR', p_operator_id[i]::TEXT),
-                                   ('ACCOUNT', p_account_id[i]::TEXT)) AS s(scope, scope_id)
-        WHERE p_effect[i] <> 'N'
+        SELECT date_trunc('hour', e.at, 'UTC') AS hour, s.scope, s.scope_id,
+               (e.effect = 'C')::INTEGER AS tot, (e.effect = 'D')::INTEGER AS del,
+               (e.effect = 'F')::INTEGER AS fail,
+               CASE WHEN e.effect = 'C' THEN e.cost ELSE 0 END AS cost,
+               CASE WHEN e.effect = 'D' THEN e.latency ELSE 0 END AS lat, 0 AS peak
+        FROM unnest(v_acc) AS e
+        CROSS JOIN LATERAL (VALUES ('PLATFORM', 'platform'), ('OPERATOR', e.operator_id::TEXT),
+                                   ('ACCOUNT', e.account_id::TEXT)) AS s(scope, scope_id)
+        WHERE e.effect <> 'N'
         UNION ALL
         SELECT p.hour, p.scope, p.scope_id, 0, 0, 0, 0, 0, p.peak
         FROM unnest(v_pk_hour, v_pk_scope, v_pk_id, v_pk_n) AS p(hour, scope, scope_id, peak)
@@ -278,13 +290,13 @@ BEGIN
         error_count, updated_at)
     SELECT hour, op, sum(tot), sum(del), sum(fail), sum(lat), sum(del), max(peak), sum(err), now()
     FROM (
-        SELECT date_trunc('hour', p_at[i], 'UTC') AS hour, p_operator_id[i] AS op,
-               (p_effect[i] = 'C')::INTEGER AS tot, (p_effect[i] = 'D')::INTEGER AS del,
-               (p_effect[i] = 'F')::INTEGER AS fail,
-               CASE WHEN p_effect[i] = 'D' THEN p_latency[i] ELSE 0 END AS lat, 0 AS peak,
-               p_has_error[i]::INTEGER AS err
-        FROM unnest(v_acc) AS i
-        WHERE p_effect[i] <> 'N' OR p_has_error[i]
+        SELECT date_trunc('hour', e.at, 'UTC') AS hour, e.operator_id AS op,
+               (e.effect = 'C')::INTEGER AS tot, (e.effect = 'D')::INTEGER AS del,
+               (e.effect = 'F')::INTEGER AS fail,
+               CASE WHEN e.effect = 'D' THEN e.latency ELSE 0 END AS lat, 0 AS peak,
+               e.has_error::INTEGER AS err
+        FROM unnest(v_acc) AS e
+        WHERE e.effect <> 'N' OR e.has_error
         UNION ALL
         SELECT p.hour, p.scope_id::UUID, 0, 0, 0, 0, p.peak, 0
         FROM unnest(v_pk_hour, v_pk_scope, v_pk_id, v_pk_n) AS p(hour, scope, scope_id, peak)
@@ -303,24 +315,24 @@ BEGIN
         updated_at = now();
 
     INSERT INTO anlyt.latency_histogram AS l (hour_bucket, scope, scope_id, bucket, n)
-    SELECT date_trunc('hour', p_at[i], 'UTC'), s.scope, s.scope_id, p_sketch[i], count(*)
-    FROM unnest(v_acc) AS i
+    SELECT date_trunc('hour', e.at, 'UTC'), s.scope, s.scope_id, e.sketch, count(*)
+    FROM unnest(v_acc) AS e
     CROSS JOIN LATERAL (VALUES ('PLATFORM', 'platform'),
-                               ('OPERATOR', p_operator_id[i]::TEXT)) AS s(scope, scope_id)
-    WHERE p_effect[i] = 'D'
+                               ('OPERATOR', e.operator_id::TEXT)) AS s(scope, scope_id)
+    WHERE e.effect = 'D'
     GROUP BY 1, 2, 3, 4
     ORDER BY 1, 2, 3, 4
     ON CONFLICT (hour_bucket, scope, scope_id, bucket) DO UPDATE SET n = l.n + EXCLUDED.n;
 
     INSERT INTO anlyt.account_usage_daily AS a (day_bucket, account_id, messages_sent,
         messages_delivered, messages_failed, total_cost, total_segments, updated_at)
-    SELECT date_trunc('day', p_at[i], 'UTC'), p_account_id[i],
-           count(*) FILTER (WHERE p_effect[i] = 'C'), count(*) FILTER (WHERE p_effect[i] = 'D'),
-           count(*) FILTER (WHERE p_effect[i] = 'F'),
-           coalesce(sum(p_cost[i]) FILTER (WHERE p_effect[i] = 'C'), 0),
-           coalesce(sum(p_segments[i]) FILTER (WHERE p_effect[i] = 'C'), 0), now()
-    FROM unnest(v_acc) AS i
-    WHERE p_effect[i] <> 'N'
+    SELECT date_trunc('day', e.at, 'UTC'), e.account_id,
+           count(*) FILTER (WHERE e.effect = 'C'), count(*) FILTER (WHERE e.effect = 'D'),
+           count(*) FILTER (WHERE e.effect = 'F'),
+           coalesce(sum(e.cost) FILTER (WHERE e.effect = 'C'), 0),
+           coalesce(sum(e.segments) FILTER (WHERE e.effect = 'C'), 0), now()
+    FROM unnest(v_acc) AS e
+    WHERE e.effect <> 'N'
     GROUP BY 1, 2
     ORDER BY 1, 2
     ON CONFLICT (day_bucket, account_id) DO UPDATE SET
@@ -332,7 +344,7 @@ BEGIN
         updated_at = now();
 
     UPDATE anlyt.ingest_state
-    SET ingested_through = GREATEST(ingested_through, (SELECT max(p_at[i]) FROM unnest(v_acc) AS i));
+    SET ingested_through = GREATEST(ingested_through, (SELECT max(e.at) FROM unnest(v_acc) AS e));
 
-    RETURN v_acc;
+    RETURN ARRAY(SELECT e.i FROM unnest(v_acc) AS e);
 END $$;
