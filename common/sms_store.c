@@ -205,25 +205,50 @@ int sms_batch_result(const PGresult *res, bool *accepted, size_t events)
     return 0;
 }
 
-sms_store_status sms_store_apply(PGconn *conn, sms_batch *b, bool *accepted)
+static sms_store_status failed(PGconn *conn, const sms_batch *b, const PGresult *res)
 {
-    const char *params[SMS_STORE_BATCH_NPARAMS];
-    sms_batch_params(b, params);
-    PGresult *res = PQexecParams(conn, SMS_STORE_BATCH_SQL, SMS_STORE_BATCH_NPARAMS, NULL, params,
-                                 NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_TUPLES_OK && sms_batch_result(res, accepted, b->events) == 0) {
-        PQclear(res);
-        return SMS_STORE_OK;
-    }
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *msg = PQresultErrorMessage(res);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
     if (msg == NULL || *msg == '\0')
         msg = PQerrorMessage(conn);
     log_error("event batch not applied (%zu events, %zu rejections): SQLSTATE %s: %.*s", b->events,
               b->rejections, state ? state : "none", (int)strcspn(msg, "\n"), msg);
-    PQclear(res);
     return PQstatus(conn) == CONNECTION_OK ? SMS_STORE_FAILED : SMS_STORE_UNAVAILABLE;
+}
+
+sms_store_status sms_store_send(PGconn *conn, sms_batch *b)
+{
+    const char *params[SMS_STORE_BATCH_NPARAMS];
+    sms_batch_params(b, params);
+    if (PQsendQueryParams(conn, SMS_STORE_BATCH_SQL, SMS_STORE_BATCH_NPARAMS, NULL, params, NULL,
+                          NULL, 0) == 1)
+        return SMS_STORE_OK;
+    return failed(conn, b, NULL);
+}
+
+sms_store_status sms_store_finish(PGconn *conn, sms_batch *b, bool *accepted)
+{
+    sms_store_status st = SMS_STORE_OK;
+    bool got = false;
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL) { /* drain every result of the statement */
+        if (!got) {
+            got = true;
+            if (PQresultStatus(res) != PGRES_TUPLES_OK ||
+                sms_batch_result(res, accepted, b->events) != 0)
+                st = failed(conn, b, res);
+        }
+        PQclear(res);
+    }
+    if (!got)
+        st = failed(conn, b, NULL);
+    return st;
+}
+
+sms_store_status sms_store_apply(PGconn *conn, sms_batch *b, bool *accepted)
+{
+    sms_store_status st = sms_store_send(conn, b);
+    return st == SMS_STORE_OK ? sms_store_finish(conn, b, accepted) : st;
 }
 
 int sms_store_ensure_partitions(PGconn *conn, int64_t retention_days)

@@ -67,8 +67,17 @@ int sms_batch_result(const PGresult *res, bool *accepted, size_t events);
 /*
  * Blocking: runs the batch on conn in one transaction and fills accepted (b->events entries).
  * On failure nothing was applied; the status says whether the connection is still usable.
+ * sms_store_apply = sms_store_send + sms_store_finish.
  */
 sms_store_status sms_store_apply(PGconn *conn, sms_batch *b, bool *accepted);
+
+/*
+ * The two halves of sms_store_apply, so that a caller can prepare its next batch while
+ * PostgreSQL works on this one. send queues the statement (conn must be idle); finish waits for
+ * its result. Between them b must not change. A failed send needs no finish.
+ */
+sms_store_status sms_store_send(PGconn *conn, sms_batch *b);
+sms_store_status sms_store_finish(PGconn *conn, sms_batch *b, bool *accepted);
 
 /*
  * Blocking: makes sure the monthly partitions exist for every hour an event may be accepted

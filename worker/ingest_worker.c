@@ -14,6 +14,8 @@
  * stream. When the batch cannot be applied (PostgreSQL down, a statement error such as a missing
  * partition) every message of it is negatively acknowledged with a delay and the worker backs
  * off; nothing is lost. While NATS is unreachable, fetches fail fast and the worker waits.
+ * Batches are pipelined: the next one is fetched and validated while PostgreSQL applies the
+ * current one, whose messages are acked before the next is sent.
  * Its heartbeat and NATS state live in its shared slot (health reads nats_connected).
  *
  * Test hook: ANALYTICSD_TEST_INGEST_CRASH_ONCE=<path> makes the first worker that creates that
@@ -57,6 +59,15 @@ typedef struct ingest_stream {
     bool busy; /* the last fetch returned messages */
 } ingest_stream;
 
+/* One fetched list and the batch built from it; two of them take turns (fetch one while
+ * PostgreSQL applies the other). */
+typedef struct ingest_slot {
+    natsMsgList list;
+    const ingest_stream *st;
+    sms_batch batch;
+    bool in_flight; /* sent to PostgreSQL, result not read yet */
+} ingest_slot;
+
 typedef struct ingest {
     const config *cfg;
     shstate_slot *me;
@@ -65,7 +76,9 @@ typedef struct ingest {
     jsCtx *js;
     ingest_stream streams[2];
     PGconn *pg;
-    sms_batch batch;
+    ingest_slot slots[2];
+    int next_slot;   /* the slot the next fetch fills; the other may be in flight */
+    int next_stream; /* the stream looked at first by the next fetch */
     bool *accepted;  /* per batch position: accepted (else duplicate) */
     int backoff_ms;  /* current back-off after failed batches */
     bool crash_once; /* test hook: crash after the next commit */
@@ -111,6 +124,19 @@ static PGconn *ingest_pg(ingest *w)
     return w->pg;
 }
 
+/* Called on the library's threads: health sees a NATS outage at once, not at the next beat. */
+static void on_nats_down(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    atomic_store(&((shstate_slot *)closure)->nats_connected, 0);
+}
+
+static void on_nats_up(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    atomic_store(&((shstate_slot *)closure)->nats_connected, 1);
+}
+
 /* Connects to NATS (the library then reconnects forever). 0, or -1 after logging. */
 static int nats_connect(ingest *w)
 {
@@ -134,6 +160,10 @@ static int nats_connect(ingest *w)
         s = natsOptions_SetReconnectWait(opts, 500);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(opts, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(opts, on_nats_down, w->me);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(opts, on_nats_up, w->me);
     if (s == NATS_OK)
         s = natsConnection_Connect(&w->nc, opts);
     if (s == NATS_OK)
@@ -253,7 +283,7 @@ static bool nats_setup(ingest *w)
     }
 }
 
-/* ---- one batch ---------------------------------------------------------------------------- */
+/* ---- batches ----------------------------------------------------------------------------- */
 
 static void settle(natsMsgList *list, bool ack)
 {
@@ -265,44 +295,59 @@ static void settle(natsMsgList *list, bool ack)
     }
 }
 
-/* Validates the messages into the batch; returns how many valid events it holds. */
-static size_t build_batch(ingest *w, const ingest_stream *st, natsMsgList *list)
+/* Validates the fetched messages of s into its batch. */
+static void build_batch(ingest *w, ingest_slot *s)
 {
     sms_window win = sms_window_at(clock_realtime_ns(), w->cfg->sms_hourly_retention_days);
-    sms_batch_reset(&w->batch);
-    for (int i = 0; i < list->Count; i++) {
-        natsMsg *m = list->Msgs[i];
+    sms_batch_reset(&s->batch);
+    for (int i = 0; i < s->list.Count; i++) {
+        natsMsg *m = s->list.Msgs[i];
         const char *header_id = NULL;
         if (natsMsgHeader_Get(m, "Nats-Msg-Id", &header_id) != NATS_OK)
             header_id = NULL;
         const char *data = natsMsg_GetData(m);
-        size_t len = (size_t)natsMsg_GetDataLength(m);
+        size_t len = data ? (size_t)natsMsg_GetDataLength(m) : 0;
         sms_parse p;
-        sms_event_parse(data ? data : "", data ? len : 0, st->subject, header_id, &win, &p);
+        sms_event_parse(data ? data : "", len, s->st->subject, header_id, &win, &p);
         if (p.verdict == SMS_VALID)
-            sms_batch_add_event(&w->batch, &p.ev);
+            sms_batch_add_event(&s->batch, &p.ev);
         else if (p.verdict == SMS_REJECTED)
-            sms_batch_add_rejection(&w->batch, sms_subject_name(st->subject), &p, data ? data : "",
-                                    data ? len : 0);
+            sms_batch_add_rejection(&s->batch, sms_subject_name(s->st->subject), &p,
+                                    data ? data : "", len);
         sms_parse_free(&p);
     }
-    return w->batch.events;
 }
 
-/* Applies and settles one fetched list. */
-static void handle(ingest *w, const ingest_stream *st, natsMsgList *list)
+/* Gives up on s: every message is redelivered later, and the worker backs off. */
+static void give_up(ingest *w, ingest_slot *s)
 {
-    build_batch(w, st, list);
-    sms_store_status rc = SMS_STORE_UNAVAILABLE;
-    if (ingest_pg(w) != NULL)
-        rc = sms_store_apply(w->pg, &w->batch, w->accepted);
-    if (rc != SMS_STORE_OK) {
-        settle(list, false);
-        w->backoff_ms = w->backoff_ms == 0 ? 250 : w->backoff_ms * 2;
-        if (w->backoff_ms > INGEST_BACKOFF_MAX_MS)
-            w->backoff_ms = INGEST_BACKOFF_MAX_MS;
-        log_warn("%d message(s) from %s will be redelivered; backing off %d ms", list->Count,
-                 st->stream, w->backoff_ms);
+    settle(&s->list, false);
+    w->backoff_ms = w->backoff_ms == 0 ? 250 : w->backoff_ms * 2;
+    if (w->backoff_ms > INGEST_BACKOFF_MAX_MS)
+        w->backoff_ms = INGEST_BACKOFF_MAX_MS;
+    log_warn("%d message(s) from %s will be redelivered; backing off %d ms", s->list.Count,
+             s->st->stream, w->backoff_ms);
+    natsMsgList_Destroy(&s->list);
+}
+
+/* Sends the batch of s to PostgreSQL (its result is read by finish). */
+static void send(ingest *w, ingest_slot *s)
+{
+    if (ingest_pg(w) == NULL || sms_store_send(w->pg, &s->batch) != SMS_STORE_OK) {
+        give_up(w, s);
+        return;
+    }
+    s->in_flight = true;
+}
+
+/* Reads the result of the batch in flight in s, then acks (committed) or naks it. */
+static void finish(ingest *w, ingest_slot *s)
+{
+    if (!s->in_flight)
+        return;
+    s->in_flight = false;
+    if (sms_store_finish(w->pg, &s->batch, w->accepted) != SMS_STORE_OK) {
+        give_up(w, s);
         return;
     }
     w->backoff_ms = 0;
@@ -311,25 +356,38 @@ static void handle(ingest *w, const ingest_stream *st, natsMsgList *list)
         fflush(NULL);
         _exit(EXIT_CHILD_CRASHED);
     }
-    settle(list, true);
+    settle(&s->list, true);
+    natsMsgList_Destroy(&s->list);
 }
 
-/* Fetches from one stream; returns true when it got messages. */
-static bool fetch_one(ingest *w, ingest_stream *st, int64_t timeout_ms)
+/*
+ * Fetches the next batch into s from one of the streams, taking turns. A stream whose last fetch
+ * brought messages may wait for a whole batch; an idle one only gets a short look while the
+ * other stream has work or a batch is in flight. Returns true when s holds messages.
+ */
+static bool fetch(ingest *w, ingest_slot *s, bool in_flight)
 {
-    natsMsgList list = {0};
-    natsStatus s =
-        natsSubscription_Fetch(&list, st->sub, w->cfg->sms_ingest_batch, timeout_ms, NULL);
-    st->busy = s == NATS_OK && list.Count > 0;
-    if (st->busy)
-        handle(w, st, &list);
-    natsMsgList_Destroy(&list);
-    if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {
-        /* Disconnected (the library reconnects) or another failure: do not spin. */
-        beat(w);
-        pause_ms(w, 100);
+    for (int k = 0; k < 2; k++) {
+        ingest_stream *st = &w->streams[(w->next_stream + k) % 2];
+        ingest_stream *other = &w->streams[(w->next_stream + k + 1) % 2];
+        bool short_look = !st->busy && (other->busy || in_flight);
+        natsStatus rc =
+            natsSubscription_Fetch(&s->list, st->sub, w->cfg->sms_ingest_batch,
+                                   short_look ? INGEST_BUSY_FETCH_MS : INGEST_IDLE_FETCH_MS, NULL);
+        st->busy = rc == NATS_OK && s->list.Count > 0;
+        if (st->busy) {
+            s->st = st;
+            w->next_stream = (w->next_stream + k + 1) % 2;
+            build_batch(w, s);
+            return true;
+        }
+        natsMsgList_Destroy(&s->list);
+        if (rc != NATS_OK && rc != NATS_TIMEOUT && rc != NATS_NOT_FOUND && !in_flight) {
+            beat(w); /* disconnected (the library reconnects) or another failure: do not spin */
+            pause_ms(w, 100);
+        }
     }
-    return st->busy;
+    return false;
 }
 
 static bool test_crash_once(void)
@@ -358,30 +416,36 @@ int ingest_worker_main(const config *cfg, int slot)
     w.streams[1] = (ingest_stream){SMS_SUBJECT_DLR, cfg->nats_dlr_stream, NULL, false};
     w.accepted = xcalloc((size_t)cfg->sms_ingest_batch, sizeof(*w.accepted));
     w.crash_once = test_crash_once();
-    sms_batch_init(&w.batch, "nats");
+    for (int i = 0; i < 2; i++)
+        sms_batch_init(&w.slots[i].batch, "nats");
     atomic_store(&w.me->ready, 1);
     ingest_pg(&w);
 
     if (nats_setup(&w)) {
         log_info("consuming %s and %s as %s (batches of up to %d)", cfg->nats_billing_stream,
                  cfg->nats_dlr_stream, cfg->nats_consumer, cfg->sms_ingest_batch);
+        /* Pipelined: batch N+1 is fetched and validated while PostgreSQL applies batch N; N is
+         * acknowledged once its statement committed, before N+1 is sent. */
         while (!stopsignal_wait(w.stopfd, 0)) {
             beat(&w);
-            if (w.backoff_ms > 0 && pause_ms(&w, w.backoff_ms))
+            ingest_slot *cur = &w.slots[w.next_slot], *prev = &w.slots[1 - w.next_slot];
+            if (w.backoff_ms > 0 && !prev->in_flight && pause_ms(&w, w.backoff_ms))
                 break;
-            /* A stream with work waits for its batch; an idle one must not hold up the other. */
-            for (int i = 0; i < 2; i++) {
-                bool other_busy = w.streams[1 - i].busy && !w.streams[i].busy;
-                fetch_one(&w, &w.streams[i],
-                          other_busy ? INGEST_BUSY_FETCH_MS : INGEST_IDLE_FETCH_MS);
+            bool got = fetch(&w, cur, prev->in_flight);
+            finish(&w, prev);
+            if (got) {
+                send(&w, cur);
+                w.next_slot = 1 - w.next_slot;
             }
         }
+        finish(&w, &w.slots[1 - w.next_slot]);
     }
     /* Acks already handed to the library are flushed by closing the connection. */
     if (w.nc != NULL)
         natsConnection_Close(w.nc);
     PQfinish(w.pg);
-    sms_batch_free(&w.batch);
+    for (int i = 0; i < 2; i++)
+        sms_batch_free(&w.slots[i].batch);
     free(w.accepted);
     return EXIT_CHILD_STOPPED;
 }
