@@ -40,6 +40,28 @@ static void test_known_routes(void **state)
     assert_int_equal(m.param_len, strlen("volume%2Dby%2Dperiod"));
 }
 
+/* SMS.md §6.6: POST only (HEAD and GET are 405 with Allow: POST), management, 1 MiB body. */
+static void test_events_route(void **state)
+{
+    (void)state;
+    route_match m;
+    assert_int_equal(route("POST", "/api/v1/events", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_EVENTS);
+    assert_true(m.is_management);
+    assert_int_equal(m.body_limit, 1048576);
+    for (int i = 0; i < 4; i++) {
+        const char *method[] = {"GET", "HEAD", "PUT", "DELETE"};
+        assert_int_equal(route(method[i], "/api/v1/events", &m), ROUTER_METHOD_NOT_ALLOWED);
+        assert_string_equal(m.allow, "POST");
+    }
+    assert_int_equal(route("POST", "/api/v1/events/", &m), ROUTER_NOT_FOUND);
+    assert_int_equal(route("POST", "/api/v1/Events", &m), ROUTER_NOT_FOUND);
+    assert_int_equal(route("POST", "/api/v1/recomputations", &m), ROUTER_OK);
+    assert_int_equal(m.body_limit, 65536);
+    assert_int_equal(route("GET", "/api/v1/health", &m), ROUTER_OK);
+    assert_int_equal(m.body_limit, 65536);
+}
+
 static void test_not_found(void **state)
 {
     (void)state;
@@ -83,6 +105,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_routes),
+        cmocka_unit_test(test_events_route),
         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_method_not_allowed),
     };
