@@ -269,3 +269,44 @@ int sms_store_ensure_partitions(PGconn *conn, int64_t retention_days)
     PQclear(res);
     return 0;
 }
+
+/* One table's purge: slices until a slice deletes fewer rows than its size. */
+static int purge_table(PGconn *conn, const char *what, const char *sql, const char *age)
+{
+    const char *params[1] = {age};
+    long total = 0;
+    for (;;) {
+        PGresult *res = pgsession_exec(conn, what, sql, 1, params);
+        if (res == NULL)
+            return -1;
+        long n = strtol(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        total += n;
+        if (n < 10000)
+            break;
+    }
+    if (total > 0)
+        log_info("%s: %ld row(s) deleted", what, total);
+    return 0;
+}
+
+int sms_store_purge(PGconn *conn, int64_t dedupe_retention_ns)
+{
+    char dedupe[32];
+    snprintf(dedupe, sizeof(dedupe), "%" PRId64 " microseconds", dedupe_retention_ns / 1000);
+    int rc = purge_table(conn, "sms purge: dedupe records",
+                         "DELETE FROM anlyt.processed_events WHERE event_id IN (SELECT event_id "
+                         "FROM anlyt.processed_events WHERE processed_at < now() - $1::interval "
+                         "LIMIT 10000)",
+                         dedupe);
+    rc |= purge_table(conn, "sms purge: per-second counts",
+                      "DELETE FROM anlyt.traffic_seconds WHERE (second_bucket, scope, scope_id) IN "
+                      "(SELECT second_bucket, scope, scope_id FROM anlyt.traffic_seconds "
+                      "WHERE second_bucket < now() - $1::interval LIMIT 10000)",
+                      dedupe);
+    rc |= purge_table(conn, "sms purge: rejected events",
+                      "DELETE FROM anlyt.rejected_events WHERE id IN (SELECT id FROM "
+                      "anlyt.rejected_events WHERE received_at < now() - $1::interval LIMIT 10000)",
+                      "30 days");
+    return rc;
+}

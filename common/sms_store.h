@@ -85,4 +85,11 @@ sms_store_status sms_store_finish(PGconn *conn, sms_batch *b, bool *accepted);
  */
 int sms_store_ensure_partitions(PGconn *conn, int64_t retention_days);
 
+/*
+ * Blocking: deletes dedupe records and per-second counts older than dedupe_retention_ns and
+ * rejection rows older than 30 days (SMS.md §5), in slices of 10,000 rows so that no statement
+ * holds its locks for long. Logs what it deleted. Returns 0, or -1 (logged) if a slice failed.
+ */
+int sms_store_purge(PGconn *conn, int64_t dedupe_retention_ns);
+
 #endif

@@ -374,7 +374,7 @@ static bool fetch(ingest *w, ingest_slot *s, bool in_flight)
         natsStatus rc =
             natsSubscription_Fetch(&s->list, st->sub, w->cfg->sms_ingest_batch,
                                    short_look ? INGEST_BUSY_FETCH_MS : INGEST_IDLE_FETCH_MS, NULL);
-        st->busy = rc == NATS_OK && s->list.Count > 0;
+        st->busy = s->list.Count > 0; /* messages that came before an error are handled too */
         if (st->busy) {
             s->st = st;
             w->next_stream = (w->next_stream + k + 1) % 2;

@@ -12,11 +12,12 @@
  *   - Dispatch refill (§6.8): at startup and every second (cheap when the ring is full).
  *   - Stale scope-lock sweep (§7.5), every 10 s: locks whose run is no longer pending or
  *     running (its worker was killed between the final commit and the release) are deleted.
- *   - SMS partitions (SMS.md §5): at startup and hourly (retried every 10 s until it succeeds),
- *     the monthly partitions every acceptable event needs exist (common/sms_store.h).
- * First pass order: bump, orphan scan, refill, partitions; then startup_done lets the master
- * start the HTTP workers. Its sessions use application_name role "supervisor". Design:
- * worker/README.md.
+ *   - SMS upkeep (SMS.md §5): at startup and hourly (retried every 10 s until it succeeds), the
+ *     monthly partitions every acceptable event needs exist, and dedupe records, per-second
+ *     counts and rejection rows past their retention are deleted (common/sms_store.h).
+ * First pass order: bump, orphan scan, refill, SMS partitions; then startup_done lets the master
+ * start the HTTP workers, and the first whole SMS upkeep (with the purge) follows. Its sessions use
+ * application_name role "supervisor". Design: worker/README.md.
  */
 #include "worker/supervisor.h"
 
@@ -40,7 +41,7 @@
 #define SUPERVISOR_AFTER_EXIT_NS 5000000000LL  /* keep rescanning this long after an exit */
 #define SUPERVISOR_RECONNECT_NS  1000000000LL
 #define SUPERVISOR_SWEEP_KEYS    1000            /* scope locks looked at per sweep */
-#define SUPERVISOR_PARTITIONS_NS 3600000000000LL /* partition upkeep once an hour */
+#define SUPERVISOR_SMS_UPKEEP_NS 3600000000000LL /* SMS partitions and purge once an hour */
 
 typedef struct supervisor {
     const config *cfg;
@@ -159,12 +160,14 @@ static void refill(supervisor *s)
     runstore_refill(s->pg, s->ring);
 }
 
-/* Returns 0 when the SMS partitions are in place, -1 to try again at the next scan. */
-static int partitions(supervisor *s)
+/* Returns 0 when the SMS upkeep is done, -1 to try again at the next scan. */
+static int sms_upkeep(supervisor *s)
 {
     if (supervisor_pg(s) == NULL)
         return -1;
-    return sms_store_ensure_partitions(s->pg, s->cfg->sms_hourly_retention_days);
+    if (sms_store_ensure_partitions(s->pg, s->cfg->sms_hourly_retention_days) != 0)
+        return -1;
+    return sms_store_purge(s->pg, s->cfg->sms_dedupe_retention_ns);
 }
 
 int supervisor_main(const config *cfg, ring_t *ring, int slot)
@@ -182,9 +185,11 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         recovery_bump(&s);
     int held = orphan_scan(&s);
     refill(&s);
-    int64_t now = clock_monotonic_ns();
-    int64_t partitions_due = partitions(&s) == 0 ? now + SUPERVISOR_PARTITIONS_NS : now;
+    if (supervisor_pg(&s) != NULL) /* before serving: a month's first event needs its partition */
+        sms_store_ensure_partitions(s.pg, cfg->sms_hourly_retention_days);
     atomic_store(&shstate_global->startup_done, 1);
+    int64_t now = clock_monotonic_ns();
+    int64_t sms_upkeep_due = sms_upkeep(&s) == 0 ? now + SUPERVISOR_SMS_UPKEEP_NS : now;
 
     int64_t last_second = now, last_scan = now, rescan_until = 0;
     while (!stopsignal_wait(stopfd, SUPERVISOR_TICK_MS)) {
@@ -207,8 +212,8 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         if (scan) {
             held = orphan_scan(&s);
             last_scan = now;
-            if (now >= partitions_due)
-                partitions_due = partitions(&s) == 0 ? now + SUPERVISOR_PARTITIONS_NS : now;
+            if (now >= sms_upkeep_due)
+                sms_upkeep_due = sms_upkeep(&s) == 0 ? now + SUPERVISOR_SMS_UPKEEP_NS : now;
         }
         if (second) {
             last_second = now;

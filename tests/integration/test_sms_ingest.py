@@ -226,6 +226,28 @@ def test_poison_and_invalid_messages_are_recorded_and_never_block():
         svc.stop()
 
 
+# ---- retention of the dedupe window -----------------------------------------------------------
+
+def test_supervisor_purges_dedupe_records_past_their_window():
+    reset()
+    DB.sql("INSERT INTO anlyt.processed_events (event_id, event_type, processed_at) VALUES "
+           "('old-1', 't', now() - interval '49 hours'), ('new-1', 't', now() - interval '47 hours')")
+    DB.sql("INSERT INTO anlyt.traffic_seconds VALUES (now() - interval '49 hours', 'PLATFORM', "
+           "'platform', 3), (now() - interval '1 hour', 'PLATFORM', 'platform', 2)")
+    DB.sql("INSERT INTO anlyt.rejected_events (transport, reason, payload, received_at) VALUES "
+           "('http', 'invalid_json', '', now() - interval '31 days'), "
+           "('http', 'invalid_json', '', now() - interval '29 days')")
+    svc = adtest.Service(DB).start()  # the supervisor's first upkeep follows its startup
+    try:
+        gone = lambda: rows("SELECT (SELECT string_agg(event_id, ',') FROM anlyt.processed_events),"
+                            " (SELECT sum(n) FROM anlyt.traffic_seconds),"
+                            " (SELECT count(*) FROM anlyt.rejected_events)")
+        assert adtest.wait_until(lambda: gone() == [("new-1", "2", "1")], 10), gone()
+        assert "sms purge: dedupe records: 1 row(s) deleted" in svc.logs()
+    finally:
+        svc.stop()
+
+
 # ---- the HTTP route ----------------------------------------------------------------------------
 
 def post_events(svc, body, headers=KEY):
@@ -407,7 +429,8 @@ def test_nats_restart_and_postgres_outage_mid_stream_count_exactly():
         assert (status, body["data"]["duplicate"]) == (200, 1), body
         assert platform_total() == 6000
         assert rows("SELECT count(*) FROM anlyt.processed_events") == [("6000",)]
-        assert svc.pids("ingest worker") == worker, "an outage made the ingest worker exit"
+        assert svc.pids("ingest worker") == worker, \
+            "an outage made the ingest worker exit:\n" + svc.logs()[-6000:]
     finally:
         DB = saved
         svc.stop()
@@ -419,12 +442,15 @@ def main():
     NATS = privatestack.PrivateNats()
     DB = adtest.ScratchDatabase(seed=False)
     try:
-        adtest.run([test_scripted_scenario_counts_exactly,
-                    test_poison_and_invalid_messages_are_recorded_and_never_block,
-                    test_http_route_contract,
-                    test_crash_between_commit_and_ack_is_redelivered_as_duplicates,
-                    test_ingest_worker_killed_every_300ms_counts_20000_exactly,
-                    test_nats_restart_and_postgres_outage_mid_stream_count_exactly])
+        only = os.environ.get("SMS_TEST_ONLY")  # one test by name, when debugging
+        tests = [test_scripted_scenario_counts_exactly,
+                 test_poison_and_invalid_messages_are_recorded_and_never_block,
+                 test_http_route_contract,
+                 test_supervisor_purges_dedupe_records_past_their_window,
+                 test_crash_between_commit_and_ack_is_redelivered_as_duplicates,
+                 test_ingest_worker_killed_every_300ms_counts_20000_exactly,
+                 test_nats_restart_and_postgres_outage_mid_stream_count_exactly]
+        adtest.run([t for t in tests if not only or t.__name__ == only])
     finally:
         DB.drop()
         NATS.destroy()
