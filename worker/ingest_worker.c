@@ -80,6 +80,7 @@ typedef struct ingest {
     int next_slot;   /* the slot the next fetch fills; the other may be in flight */
     int next_stream; /* the stream looked at first by the next fetch */
     bool *accepted;  /* per batch position: accepted (else duplicate) */
+    size_t accepted_cap;
     int backoff_ms;  /* current back-off after failed batches */
     bool crash_once; /* test hook: crash after the next commit */
 } ingest;
@@ -346,6 +347,10 @@ static void finish(ingest *w, ingest_slot *s)
     if (!s->in_flight)
         return;
     s->in_flight = false;
+    if (s->batch.events > w->accepted_cap) { /* never trust a list to hold at most a batch */
+        w->accepted_cap = s->batch.events;
+        w->accepted = xrealloc(w->accepted, w->accepted_cap * sizeof(*w->accepted));
+    }
     if (sms_store_finish(w->pg, &s->batch, w->accepted) != SMS_STORE_OK) {
         give_up(w, s);
         return;
@@ -361,6 +366,22 @@ static void finish(ingest *w, ingest_slot *s)
 }
 
 /*
+ * The batch to ask Fetch for. cnats 3.4.1 first hands out messages still queued from an earlier
+ * fetch that timed out, lowers its batch by that count and then loops while count != batch,
+ * writing past its array when more than half a batch was queued (fixed upstream in 3.10.0,
+ * nats.c#749; seen here under ASan by bench/ingest/nats_drain.c). Asking for exactly what is
+ * queued lets the first loop fill the batch, so the second never runs.
+ */
+static int fetch_size(natsSubscription *sub, int batch)
+{
+    int queued = 0, bytes = 0;
+    if (natsSubscription_GetPending(sub, &queued, &bytes) == NATS_OK && queued > 0 &&
+        queued < batch)
+        return queued;
+    return batch;
+}
+
+/*
  * Fetches the next batch into s from one of the streams, taking turns. A stream whose last fetch
  * brought messages may wait for a whole batch; an idle one only gets a short look while the
  * other stream has work or a batch is in flight. Returns true when s holds messages.
@@ -372,7 +393,7 @@ static bool fetch(ingest *w, ingest_slot *s, bool in_flight)
         ingest_stream *other = &w->streams[(w->next_stream + k + 1) % 2];
         bool short_look = !st->busy && (other->busy || in_flight);
         natsStatus rc =
-            natsSubscription_Fetch(&s->list, st->sub, w->cfg->sms_ingest_batch,
+            natsSubscription_Fetch(&s->list, st->sub, fetch_size(st->sub, w->cfg->sms_ingest_batch),
                                    short_look ? INGEST_BUSY_FETCH_MS : INGEST_IDLE_FETCH_MS, NULL);
         st->busy = s->list.Count > 0; /* messages that came before an error are handled too */
         if (st->busy) {
@@ -414,7 +435,8 @@ int ingest_worker_main(const config *cfg, int slot)
         return EXIT_CHILD_CRASHED;
     w.streams[0] = (ingest_stream){SMS_SUBJECT_BILLING, cfg->nats_billing_stream, NULL, false};
     w.streams[1] = (ingest_stream){SMS_SUBJECT_DLR, cfg->nats_dlr_stream, NULL, false};
-    w.accepted = xcalloc((size_t)cfg->sms_ingest_batch, sizeof(*w.accepted));
+    w.accepted_cap = (size_t)cfg->sms_ingest_batch;
+    w.accepted = xcalloc(w.accepted_cap, sizeof(*w.accepted));
     w.crash_once = test_crash_once();
     for (int i = 0; i < 2; i++)
         sms_batch_init(&w.slots[i].batch, "nats");
