@@ -413,6 +413,55 @@ def report(results_path, facts_path):
         add("5 scaling (cached, c=%s)%s" % (facts.get("scaling_conns", "?"), tag),
             "req/s HTTP_WORKERS=2 vs 1", fmt(w2), fmt(w1), fmt(w2 / w1 if w1 and w2 else None),
             "> 1 (info)", "")
+    # 6. SMS ingestion
+    if facts.get("ingest_events"):
+        n = float(facts["ingest_events"])
+        o, a, b = med(res, "ingest.ours.ms"), med(res, "ingest.sql.ms"), med(res, "ingest.nats.ms")
+        oe, ae, be = [n / (ms / 1000.0) if ms else None for ms in (o, a, b)]
+        lo = min(x for x in (ae, be) if x) if ae or be else None
+        label = "6 SMS ingest %s ev (NATS -> worker -> PG)" % human(n)
+        add(label, "events/s vs PostgreSQL alone (psql replay)", fmt(oe), fmt(ae),
+            fmt(oe / ae if oe and ae else None), "", "")
+        add("", "events/s vs NATS alone (cnats fetch + ack)", fmt(oe), fmt(be),
+            fmt(oe / be if oe and be else None), "", "")
+        ratio = oe / lo if oe and lo else None
+        add("", "events/s vs min(PostgreSQL, NATS)", fmt(oe), fmt(lo), fmt(ratio), ">= 0.80",
+            verdict(ratio, 0.8))
+        add("", "events/s (absolute)", fmt(oe), "", "", ">= 50000", verdict(oe, 50000.0))
+        add("", "wall s: ours / psql / nats", fmt(o / 1000.0 if o else None),
+            fmt(a / 1000.0 if a else None), "nats " + fmt(b / 1000.0 if b else None), "", "")
+        # Informative: where the CPU went, per 1,000 events (ours against the matching reference).
+        for case, okey, rkey in (("CPU ms/1k ev: PostgreSQL backend (ours vs psql)",
+                                  "ingest.ours.cpu.pg", "ingest.sql.cpu.pg"),
+                                 ("CPU ms/1k ev: ingest worker vs cnats drain client",
+                                  "ingest.ours.cpu.worker", "ingest.nats.cpu.client"),
+                                 ("CPU ms/1k ev: nats-server (ours vs drain)",
+                                  "ingest.ours.cpu.nats", "ingest.nats.cpu.nats")):
+            ov, rv = med(res, okey), med(res, rkey)
+            if ov is None and rv is None:
+                continue
+            ov = ov * 1000.0 / n if ov is not None else None
+            rv = rv * 1000.0 / n if rv is not None else None
+            add("", case, fmt(ov), fmt(rv), fmt(ov / rv if ov and rv else None), "", "")
+        c = med(res, "ingest.consuming.ms")
+        if c is not None:
+            add("", "service start -> 'consuming' ms (not timed)", fmt(c), "", "", "", "")
+        for key, case in (("idle", "ingest worker RSS idle (1 s after drain)"),
+                          ("peak", "ingest worker RSS peak (VmRSS every 100 ms)"),
+                          ("hwm", "ingest worker VmHWM (kernel peak, info)")):
+            vals = res.get("ingest.rss." + key)
+            if not vals:
+                continue
+            mib = max(vals) / 1024.0  # the worst round
+            tgt, v = ("< 24 MiB", verdict(mib, 24.0, False)) if key != "hwm" else ("", "")
+            add("6 ingest memory" if key == "idle" else "", case, fmt(mib, " MiB"), "", "", tgt, v)
+        for who, case in (("ours", "counters after ours (see note)"),
+                          ("sql", "counters after psql replay (see note)")):
+            text = facts.get("note.ingest.check.%s" % who)
+            if text:
+                ok = "MISMATCH" not in text
+                add("6 ingest exactness" if who == "ours" else "", case, "OK" if ok else "MISMATCH",
+                    "", "", "exact", "PASS" if ok else "MISMATCH")
 
     last = None  # print each benchmark's label once
     for i, r in enumerate(rows):
@@ -423,7 +472,14 @@ def report(results_path, facts_path):
     head = ("benchmark", "case", "ours", "reference", "ratio", "target", "result")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     line = "  ".join("%-*s" % (w, h) for w, h in zip(widths, head))
-    print("Results (medians of %s rounds; reference = h2o static / pgbench / raw SQL via psql)" % rounds)
+    parts = []
+    if any(not r[0].startswith("6 ") for r in rows if r[0]):
+        parts.append("medians of %s rounds; reference = h2o static / pgbench / raw SQL via psql"
+                     % rounds)
+    if facts.get("ingest_events"):
+        parts.append("benchmark 6: medians of %s round(s); references = psql replay / cnats drain"
+                     % facts["ingest_rounds"])
+    print("Results (%s)" % "; ".join(parts))
     print(line)
     print("-" * len(line))
     for r in rows:

@@ -1,16 +1,18 @@
 # shellcheck shell=bash
 # bench/lib/stack.sh: the private stack of bench/run (sourced by it, runs in its shell): one
-# PostgreSQL cluster, one Redis, one analyticsd and one h2o, all on free loopback ports under
-# $BENCH_DIR, started and stopped by the bench itself. It never talks to the shared servers
-# (5436/6383) or to a developer's deploy/dev stack, and it stops only what it started (by pid).
+# PostgreSQL cluster, one Redis, one analyticsd, one h2o and (for the SMS ingestion benchmark) one
+# nats-server with JetStream, all on free loopback ports under $BENCH_DIR, started and stopped by
+# the bench itself. It never talks to the shared servers (5436/6383/4226) or to a developer's
+# deploy/dev stack, and it stops only what it started (by pid).
 #
 # Needs: BENCH_DIR (absolute, created by the caller), BENCH_LIB (this directory), ANALYTICSD_BIN.
 # Sets: PG_PORT PG_BIN PG_DATA PG_SOCK DATABASE_URL PG_CONNINFO REDIS_PORT REDIS_URL APP_PORT
-#       SVC_PID H2O_PORT H2O_PID MGMT_KEY.
+#       SVC_PID H2O_PORT H2O_PID MGMT_KEY NATS_PORT NATS_PID NATS_URL.
 
 MGMT_KEY="bench-management-key"
 SVC_PID=""
 H2O_PID=""
+NATS_PID=""
 REDIS_PIDFILE=""
 PG_DATA=""
 
@@ -138,7 +140,11 @@ stop_pid() { # pid seconds: TERM, wait, then KILL
 
 # ---- analyticsd ----------------------------------------------------------------------------
 
-stack_svc_start() { # http_workers recompute_workers
+# stack_svc_start http_workers recompute_workers [NAME=value ...]: the extra arguments are added
+# to the service's environment (e.g. NATS_URL=... for the ingestion benchmark). With
+# SVC_START_SOFT=1 in the environment, a service that exits during startup makes it return 1
+# (SVC_PID still set, for the caller to inspect) instead of ending the bench.
+stack_svc_start() {
     [ -z "$SVC_PID" ] || bench_die "internal: service already running"
     APP_PORT="$(freeport)"
     env -i PATH="$PATH" \
@@ -146,14 +152,17 @@ stack_svc_start() { # http_workers recompute_workers
         APP_HOST=127.0.0.1 APP_PORT="$APP_PORT" APP_ENV=bench \
         HTTP_WORKERS="$1" RECOMPUTE_WORKERS="$2" \
         MANAGEMENT_API_KEY="$MGMT_KEY" APP_AUTO_MIGRATE=false APP_AUTO_SEED=false \
-        MAX_REPORT_RANGE_DAYS=400 RECOMPUTE_MAX_PENDING=10000 \
+        MAX_REPORT_RANGE_DAYS=400 RECOMPUTE_MAX_PENDING=10000 "${@:3}" \
         "$ANALYTICSD_BIN" serve >>"$BENCH_DIR/analyticsd.log" 2>&1 </dev/null &
     SVC_PID=$!
     local i code
     for i in $(seq 1 150); do
         code="$(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$APP_PORT/api/v1/health" || true)"
         [ "$code" = "200" ] && break
-        kill -0 "$SVC_PID" 2>/dev/null || bench_die "analyticsd exited at startup; see $BENCH_DIR/analyticsd.log"
+        if ! kill -0 "$SVC_PID" 2>/dev/null; then
+            [ "${SVC_START_SOFT:-0}" = 1 ] && return 1
+            bench_die "analyticsd exited at startup; see $BENCH_DIR/analyticsd.log"
+        fi
         [ "$i" -eq 150 ] && bench_die "analyticsd not healthy within 15 s (last status $code); see $BENCH_DIR/analyticsd.log"
         sleep 0.1
     done
@@ -208,9 +217,37 @@ stack_h2o_stop() {
     H2O_PID=""
 }
 
+# ---- nats-server: JetStream for the SMS ingestion benchmark ---------------------------------
+
+stack_nats_start() {
+    [ -z "$NATS_PID" ] || return 0
+    NATS_PORT="$(freeport)"
+    mkdir -p "$BENCH_DIR/nats"
+    nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$BENCH_DIR/nats" \
+        >>"$BENCH_DIR/nats.log" 2>&1 </dev/null &
+    NATS_PID=$!
+    NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    local i
+    for i in $(seq 1 150); do
+        PYTHONDONTWRITEBYTECODE=1 python3 "$BENCH_LIB/../ingest/ingest.py" ping "$NATS_URL" 2>/dev/null && break
+        kill -0 "$NATS_PID" 2>/dev/null || bench_die "nats-server exited at startup; see $BENCH_DIR/nats.log"
+        [ "$i" -eq 150 ] && bench_die "nats-server JetStream not answering within 15 s; see $BENCH_DIR/nats.log"
+        sleep 0.1
+    done
+    bench_say "nats-server $(nats-server --version | awk '{print $2}') (pid $NATS_PID) with JetStream on 127.0.0.1:$NATS_PORT"
+}
+
+stack_nats_stop() {
+    [ -n "$NATS_PID" ] || return 0
+    stop_pid "$NATS_PID" 15
+    wait "$NATS_PID" 2>/dev/null || true
+    NATS_PID=""
+}
+
 stack_stop_all() {
     stack_h2o_stop
     stack_svc_stop
+    stack_nats_stop
     stack_redis_stop
     stack_pg_stop
 }
