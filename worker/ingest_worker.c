@@ -40,7 +40,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NS_PER_MS              INT64_C(1000000)
 #define INGEST_IDLE_FETCH_MS   25   /* both streams idle: each fetch waits this long */
 #define INGEST_BUSY_FETCH_MS   2    /* this stream was idle and the other has work */
 #define INGEST_RETRY_MS        1000 /* NATS or stream setup failed: try again after this */
