@@ -336,6 +336,36 @@ def platform_total():
     return int(r[0][0])
 
 
+def test_two_instances_and_three_workers_share_the_consumers_exactly():
+    """Two services on one database and one NATS (3 ingest workers on the same durable
+    consumers) apply batches that touch the same hot rows at once: no deadlock, exact counts."""
+    reset()
+    a = service(INGEST_WORKERS="2")
+    b = service()
+    try:
+        at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=10)
+        events = charges("s", 10000, at)
+        sent = lambda e: datetime.datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00"))
+        dlrs = [receipt("s-d%d" % i, e["message_id"], e["account_id"], e["operator_id"],
+                        "DELIVERED" if i % 4 else "FAILED", sent(e),
+                        sent(e) + datetime.timedelta(seconds=1))
+                for i, e in enumerate(events)]  # each receipt in its message's hour
+        for i in range(0, 10000, 2500):
+            publish("billing.events", events[i:i + 2500])
+            publish("sms.dlr.inbound", dlrs[i:i + 2500])
+        wait_drained(90)
+        assert rows("SELECT sum(total_messages), sum(delivered_messages), sum(failed_messages), "
+                    "sum(pending_messages) FROM anlyt.metrics_hourly WHERE scope = 'PLATFORM'") == [
+            ("10000", "7500", "2500", "0")]
+        assert rows("SELECT count(*) FROM anlyt.processed_events") == [("30000",)]
+        logs = a.logs() + b.logs()
+        assert "deadlock" not in logs and "will be redelivered" not in logs, logs[-4000:]
+        assert len(a.pids("ingest worker")) == 2 and len(b.pids("ingest worker")) == 1
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_crash_between_commit_and_ack_is_redelivered_as_duplicates():
     reset()
     marker = os.path.join(tempfile.mkdtemp(prefix="crash-once-"), "crashed")
@@ -447,6 +477,7 @@ def main():
                  test_poison_and_invalid_messages_are_recorded_and_never_block,
                  test_http_route_contract,
                  test_supervisor_purges_dedupe_records_past_their_window,
+                 test_two_instances_and_three_workers_share_the_consumers_exactly,
                  test_crash_between_commit_and_ack_is_redelivered_as_duplicates,
                  test_ingest_worker_killed_every_300ms_counts_20000_exactly,
                  test_nats_restart_and_postgres_outage_mid_stream_count_exactly]
