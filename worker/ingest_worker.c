@@ -40,8 +40,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/*
+ * Fetch waits. cnats asks the server to expire a pull request 10 ms before its own wait ends
+ * when that wait is at least 20 ms; below that both end together and messages the server still
+ * sends arrive after Fetch returned, queue up, and trigger the library's _fetch overflow (see
+ * fetch_size). So no wait is shorter than 20 ms.
+ */
 #define INGEST_IDLE_FETCH_MS   25   /* both streams idle: each fetch waits this long */
-#define INGEST_BUSY_FETCH_MS   2    /* this stream was idle and the other has work */
+#define INGEST_BUSY_FETCH_MS   20   /* this stream was idle and the other has work */
 #define INGEST_RETRY_MS        1000 /* NATS or stream setup failed: try again after this */
 #define INGEST_NAK_DELAY_MS    2000 /* a batch that could not be applied is redelivered then */
 #define INGEST_BACKOFF_MAX_MS  5000
