@@ -40,14 +40,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/*
- * Fetch waits. cnats asks the server to expire a pull request 10 ms before its own wait ends
- * when that wait is at least 20 ms; below that both end together and messages the server still
- * sends arrive after Fetch returned, queue up, and trigger the library's _fetch overflow (see
- * fetch_size). So no wait is shorter than 20 ms.
- */
-#define INGEST_IDLE_FETCH_MS   25   /* both streams idle: each fetch waits this long */
-#define INGEST_BUSY_FETCH_MS   20   /* this stream was idle and the other has work */
+#define INGEST_IDLE_FETCH_MS   25   /* both streams idle: each pull waits this long */
+#define INGEST_BUSY_FETCH_MS   5    /* this stream was idle and the other has work */
 #define INGEST_RETRY_MS        1000 /* NATS or stream setup failed: try again after this */
 #define INGEST_NAK_DELAY_MS    2000 /* a batch that could not be applied is redelivered then */
 #define INGEST_BACKOFF_MAX_MS  5000
@@ -59,15 +53,18 @@
 
 typedef struct ingest_stream {
     sms_subject subject;
-    const char *stream; /* NATS_BILLING_STREAM / NATS_DLR_STREAM */
-    natsSubscription *sub;
-    bool busy; /* the last fetch returned messages */
+    const char *stream;    /* NATS_BILLING_STREAM / NATS_DLR_STREAM */
+    natsSubscription *sub; /* synchronous subscription on this stream's own inbox */
+    natsInbox *inbox;
+    char *next_subject; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer> */
+    bool busy;          /* the last pull returned messages */
 } ingest_stream;
 
 /* One fetched list and the batch built from it; two of them take turns (fetch one while
  * PostgreSQL applies the other). */
 typedef struct ingest_slot {
-    natsMsgList list;
+    natsMsg **msgs; /* the pulled messages (owned), count of them */
+    int count;
     const ingest_stream *st;
     sms_batch batch;
     bool in_flight; /* sent to PostgreSQL, result not read yet */
@@ -253,14 +250,19 @@ static int bind_consumer(ingest *w, ingest_stream *st)
                  natsStatus_GetText(s));
         return -1;
     }
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = st->stream;
-    so.Consumer = durable;
-    s = js_PullSubscribe(&st->sub, w->js, sms_subject_name(st->subject), durable, NULL, &so, &jerr);
+    /* Pull requests are sent by hand to this stream's own inbox (see pull()). */
+    if (st->inbox == NULL && natsInbox_Create(&st->inbox) != NATS_OK)
+        return -1;
+    free(st->next_subject);
+    st->next_subject = xasprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", st->stream, durable);
+    s = natsConnection_SubscribeSync(&st->sub, w->nc, st->inbox);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(st->sub, -1, -1);
     if (s != NATS_OK) {
-        log_warn("cannot bind consumer %s on stream %s: %s", durable, st->stream,
+        log_warn("cannot subscribe for consumer %s on stream %s: %s", durable, st->stream,
                  natsStatus_GetText(s));
+        if (st->sub != NULL)
+            natsSubscription_Destroy(st->sub);
         st->sub = NULL;
         return -1;
     }
@@ -291,14 +293,19 @@ static bool nats_setup(ingest *w)
 
 /* ---- batches ----------------------------------------------------------------------------- */
 
-static void settle(natsMsgList *list, bool ack)
+/* Acks (or naks with a delay) every message of s by publishing to its reply subject, then
+ * frees them. */
+static void settle(ingest *w, ingest_slot *s, bool ack)
 {
-    for (int i = 0; i < list->Count; i++) {
-        if (ack)
-            natsMsg_Ack(list->Msgs[i], NULL);
-        else
-            natsMsg_NakWithDelay(list->Msgs[i], INGEST_NAK_DELAY_MS, NULL);
+    char nak[64];
+    snprintf(nak, sizeof(nak), "-NAK {\"delay\":%lld}", (long long)INGEST_NAK_DELAY_MS * 1000000);
+    for (int i = 0; i < s->count; i++) {
+        const char *reply = natsMsg_GetReply(s->msgs[i]);
+        if (reply != NULL)
+            natsConnection_PublishString(w->nc, reply, ack ? "+ACK" : nak);
+        natsMsg_Destroy(s->msgs[i]);
     }
+    s->count = 0;
 }
 
 /* Validates the fetched messages of s into its batch. */
@@ -306,8 +313,8 @@ static void build_batch(ingest *w, ingest_slot *s)
 {
     sms_window win = sms_window_at(clock_realtime_ns(), w->cfg->sms_hourly_retention_days);
     sms_batch_reset(&s->batch);
-    for (int i = 0; i < s->list.Count; i++) {
-        natsMsg *m = s->list.Msgs[i];
+    for (int i = 0; i < s->count; i++) {
+        natsMsg *m = s->msgs[i];
         const char *header_id = NULL;
         if (natsMsgHeader_Get(m, "Nats-Msg-Id", &header_id) != NATS_OK)
             header_id = NULL;
@@ -327,13 +334,13 @@ static void build_batch(ingest *w, ingest_slot *s)
 /* Gives up on s: every message is redelivered later, and the worker backs off. */
 static void give_up(ingest *w, ingest_slot *s)
 {
-    settle(&s->list, false);
+    int n = s->count;
+    settle(w, s, false);
     w->backoff_ms = w->backoff_ms == 0 ? 250 : w->backoff_ms * 2;
     if (w->backoff_ms > INGEST_BACKOFF_MAX_MS)
         w->backoff_ms = INGEST_BACKOFF_MAX_MS;
-    log_warn("%d message(s) from %s will be redelivered; backing off %d ms", s->list.Count,
-             s->st->stream, w->backoff_ms);
-    natsMsgList_Destroy(&s->list);
+    log_warn("%d message(s) from %s will be redelivered; backing off %d ms", n, s->st->stream,
+             w->backoff_ms);
 }
 
 /* Sends the batch of s to PostgreSQL (its result is read by finish). */
@@ -366,28 +373,65 @@ static void finish(ingest *w, ingest_slot *s)
         fflush(NULL);
         _exit(EXIT_CHILD_CRASHED);
     }
-    settle(&s->list, true);
-    natsMsgList_Destroy(&s->list);
+    settle(w, s, true);
 }
 
-/*
- * The batch to ask Fetch for. cnats 3.4.1 first hands out messages still queued from an earlier
- * fetch that timed out, lowers its batch by that count and then loops while count != batch,
- * writing past its array when more than half a batch was queued (fixed upstream in 3.10.0,
- * nats.c#749; seen here under ASan by bench/ingest/nats_drain.c). Asking for exactly what is
- * queued lets the first loop fill the batch, so the second never runs.
- */
-static int fetch_size(natsSubscription *sub, int batch)
+/* A JetStream status message (404 no messages, 408 request expired, 409, 100 heartbeat). */
+static bool is_status(natsMsg *m)
 {
-    int queued = 0, bytes = 0;
-    if (natsSubscription_GetPending(sub, &queued, &bytes) == NATS_OK && queued > 0 &&
-        queued < batch)
-        return queued;
-    return batch;
+    const char *v = NULL;
+    return natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &v) == NATS_OK;
 }
 
 /*
- * Fetches the next batch into s from one of the streams, taking turns. A stream whose last fetch
+ * Pulls up to `batch` messages of st into s, waiting up to wait_ms (SMS.md §4). The pull request
+ * ($JS.API.CONSUMER.MSG.NEXT) is sent by hand on the stream's own inbox instead of through
+ * cnats 3.4.1's natsSubscription_Fetch: that function writes past its array when messages of an
+ * earlier request are still queued (nats.c#749, fixed in 3.10; it crashed this worker in the
+ * NATS and PostgreSQL outage test). Here messages that arrive after a pull ended, or stale
+ * statuses, are simply taken by the next pull; nothing is ever written past s->msgs.
+ * Returns the number of messages pulled.
+ */
+static int pull(ingest *w, ingest_stream *st, ingest_slot *s, int batch, int wait_ms)
+{
+    if (s->msgs == NULL)
+        s->msgs = xcalloc((size_t)batch, sizeof(*s->msgs));
+    s->count = 0;
+    natsMsg *m = NULL;
+    /* What is already queued (late answers to earlier pulls) comes first. */
+    while (s->count < batch && natsSubscription_NextMsg(&m, st->sub, 0) == NATS_OK) {
+        if (is_status(m))
+            natsMsg_Destroy(m);
+        else
+            s->msgs[s->count++] = m;
+    }
+    if (s->count == batch)
+        return s->count;
+    char req[96];
+    if (s->count > 0) /* take what the server has now, without waiting */
+        snprintf(req, sizeof(req), "{\"batch\":%d,\"no_wait\":true}", batch - s->count);
+    else
+        snprintf(req, sizeof(req), "{\"batch\":%d,\"expires\":%lld}", batch,
+                 (long long)wait_ms * 1000000);
+    if (natsConnection_PublishRequestString(w->nc, st->next_subject, st->inbox, req) != NATS_OK)
+        return s->count;
+    int64_t deadline = clock_monotonic_ns() + ((int64_t)wait_ms + 50) * 1000000;
+    while (s->count < batch) {
+        int64_t left_ms = (deadline - clock_monotonic_ns()) / 1000000;
+        if (left_ms <= 0 || natsSubscription_NextMsg(&m, st->sub, left_ms) != NATS_OK)
+            break;
+        if (!is_status(m)) {
+            s->msgs[s->count++] = m;
+            continue;
+        }
+        natsMsg_Destroy(m); /* this request (or an earlier one) is over */
+        break;
+    }
+    return s->count;
+}
+
+/*
+ * Pulls the next batch into s from one of the streams, taking turns. A stream whose last pull
  * brought messages may wait for a whole batch; an idle one only gets a short look while the
  * other stream has work or a batch is in flight. Returns true when s holds messages.
  */
@@ -397,21 +441,19 @@ static bool fetch(ingest *w, ingest_slot *s, bool in_flight)
         ingest_stream *st = &w->streams[(w->next_stream + k) % 2];
         ingest_stream *other = &w->streams[(w->next_stream + k + 1) % 2];
         bool short_look = !st->busy && (other->busy || in_flight);
-        natsStatus rc =
-            natsSubscription_Fetch(&s->list, st->sub, fetch_size(st->sub, w->cfg->sms_ingest_batch),
-                                   short_look ? INGEST_BUSY_FETCH_MS : INGEST_IDLE_FETCH_MS, NULL);
-        st->busy = s->list.Count > 0; /* messages that came before an error are handled too */
+        int n = pull(w, st, s, w->cfg->sms_ingest_batch,
+                     short_look ? INGEST_BUSY_FETCH_MS : INGEST_IDLE_FETCH_MS);
+        st->busy = n > 0;
         if (st->busy) {
             s->st = st;
             w->next_stream = (w->next_stream + k + 1) % 2;
             build_batch(w, s);
             return true;
         }
-        natsMsgList_Destroy(&s->list);
-        if (rc != NATS_OK && rc != NATS_TIMEOUT && rc != NATS_NOT_FOUND && !in_flight) {
-            beat(w); /* disconnected (the library reconnects) or another failure: do not spin */
-            pause_ms(w, 100);
-        }
+    }
+    if (natsConnection_Status(w->nc) != NATS_CONN_STATUS_CONNECTED && !in_flight) {
+        beat(w); /* disconnected: the library reconnects; do not spin */
+        pause_ms(w, 100);
     }
     return false;
 }
@@ -438,8 +480,9 @@ int ingest_worker_main(const config *cfg, int slot)
     w.stopfd = stopsignal_open();
     if (w.stopfd < 0)
         return EXIT_CHILD_CRASHED;
-    w.streams[0] = (ingest_stream){SMS_SUBJECT_BILLING, cfg->nats_billing_stream, NULL, false};
-    w.streams[1] = (ingest_stream){SMS_SUBJECT_DLR, cfg->nats_dlr_stream, NULL, false};
+    w.streams[0] =
+        (ingest_stream){.subject = SMS_SUBJECT_BILLING, .stream = cfg->nats_billing_stream};
+    w.streams[1] = (ingest_stream){.subject = SMS_SUBJECT_DLR, .stream = cfg->nats_dlr_stream};
     w.accepted_cap = (size_t)cfg->sms_ingest_batch;
     w.accepted = xcalloc(w.accepted_cap, sizeof(*w.accepted));
     w.crash_once = test_crash_once();
@@ -471,8 +514,11 @@ int ingest_worker_main(const config *cfg, int slot)
     if (w.nc != NULL)
         natsConnection_Close(w.nc);
     PQfinish(w.pg);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         sms_batch_free(&w.slots[i].batch);
+        free(w.slots[i].msgs);
+        free(w.streams[i].next_subject);
+    }
     free(w.accepted);
     return EXIT_CHILD_STOPPED;
 }
