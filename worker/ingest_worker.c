@@ -1,6 +1,6 @@
 /*
  * worker/ingest_worker.c: an ingest worker process (forked by the master, INGEST_WORKERS of them
- * when NATS_URL is set; SMS.md §4). It blocks freely: cnats 3.4.1's Fetch is request/reply.
+ * when NATS_URL is set; SMS.md §4). It blocks freely: its pulls are request/reply.
  *
  * It owns one NATS connection (unlimited reconnects), the durable pull consumers of the billing
  * and receipt streams (created with the streams when NATS_CREATE_STREAMS is true), one
