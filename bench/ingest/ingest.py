@@ -30,6 +30,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "support"))
 import natsclient  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from benchlib import proc_ppid, proc_title  # noqa: E402  (one copy of the /proc readers)
+
 STREAMS = (("BILLING", "billing.events", "billing.jsonl"), ("SMS_DLR", "sms.dlr.inbound", "dlr.jsonl"))
 CONSUMER = "analytics-service"
 
@@ -211,22 +214,6 @@ def log_epoch(stamp):
     base, frac = stamp.split(".")
     t = time.strptime(base, "%Y-%m-%dT%H:%M:%S")
     return calendar.timegm(t) + float("0." + frac)
-
-
-def proc_title(pid):
-    try:
-        raw = open("/proc/%d/cmdline" % pid, "rb").read()
-    except OSError:
-        return None
-    return raw.split(b"\0")[0].decode("utf-8", "replace").strip()
-
-
-def proc_ppid(pid):
-    try:
-        stat = open("/proc/%d/stat" % pid).read()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2:].split()[1])
 
 
 def find_worker(master):
