@@ -286,6 +286,25 @@ static int run_is_active(PGconn *conn, const char *value)
     return active;
 }
 
+/* Whether the lock at `key` was set less than RUNSTORE_SWEEP_GRACE_MS ago, judged by its
+ * remaining TTL against RECOMPUTE_LOCK_TTL. A trigger sets its lock before its transaction
+ * inserts the run, so a young lock may name a run nobody else can see yet (the HTTP sessions'
+ * statement_timeout bounds that wait). A lock without a TTL was not set by a trigger and is
+ * never young. Returns 1 or 0, or -1 when Redis failed (then *rc is NULL). */
+static int lock_is_young(redisContext **rc, const char *key, const config *cfg)
+{
+    const char *argv[] = {"PTTL", key};
+    redisReply *r = redissync_command(rc, 2, argv, NULL);
+    if (r == NULL)
+        return -1;
+    int young = 1; /* an error reply: leave the key for the next sweep */
+    if (r->type == REDIS_REPLY_INTEGER)
+        young = r->integer >= 0 &&
+                cfg->recompute_lock_ttl_ns / 1000000 - r->integer < RUNSTORE_SWEEP_GRACE_MS;
+    freeReplyObject(r);
+    return young;
+}
+
 int runstore_sweep_scope_locks(PGconn *conn, const config *cfg, int max_keys)
 {
     if (!shstate_redis_trusted())
@@ -315,7 +334,10 @@ int runstore_sweep_scope_locks(PGconn *conn, const config *cfg, int max_keys)
                 failed = 1;
                 break;
             }
-            if (v->type == REDIS_REPLY_STRING) {
+            int young = v->type == REDIS_REPLY_STRING ? lock_is_young(&rc, key, cfg) : 1;
+            if (young < 0)
+                failed = 1;
+            else if (!young) {
                 int active = run_is_active(conn, v->str);
                 if (active < 0)
                     failed = 1;
@@ -329,6 +351,8 @@ int runstore_sweep_scope_locks(PGconn *conn, const config *cfg, int max_keys)
                     }
                     if (d != NULL)
                         freeReplyObject(d);
+                    else
+                        failed = 1; /* rc is gone */
                 }
             }
             freeReplyObject(v);

@@ -102,9 +102,12 @@ int runstore_bump_version(const config *cfg, const char *report_slug);
  * Stale scope-lock sweep (DATA.md §7.5): a worker killed after committing a run's final state
  * but before releasing its lock leaves the lock until its TTL. Scans at most `max_keys`
  * recompute:lock:* keys and compare-and-deletes each whose value is not the id of a pending or
- * running run (the same stale rule the trigger applies). Skipped while Redis is untrusted.
+ * running run (the same stale rule the trigger applies). Locks set less than
+ * RUNSTORE_SWEEP_GRACE_MS ago are left alone: their trigger may still be inserting the run.
+ * Skipped while Redis is untrusted.
  * Returns the number of locks released, or -1 on a Redis or database failure (logged).
  */
+#define RUNSTORE_SWEEP_GRACE_MS 60000 /* twice the HTTP sessions' statement_timeout */
 int runstore_sweep_scope_locks(PGconn *conn, const config *cfg, int max_keys);
 
 /*

@@ -364,14 +364,24 @@ def test_stale_scope_locks_are_swept():
         run_id = recpipe.insert_run(DB, "top-entities", "day", recpipe.day(DB, -8), recpipe.day(DB, -7))
         live = recpipe.lock_key("top-entities", "day", recpipe.day(DB, -8), recpipe.day(DB, -7))
         adtest.redis_cli(svc.redis_url, "SET", live, run_id)
+        # Two locks naming no run, with TTLs: one set 14 min ago by the TTL (15 min configured),
+        # swept; one just set, kept (its trigger may not have committed its run yet).
+        old = recpipe.lock_key("status-counts", "day", recpipe.day(DB, -5), recpipe.day(DB, -4))
+        adtest.redis_cli(svc.redis_url, "SET", old, str(uuid.uuid4()), "EX", "60")
+        young = recpipe.lock_key("status-counts", "day", recpipe.day(DB, -7), recpipe.day(DB, -6))
+        ghost = str(uuid.uuid4())
+        adtest.redis_cli(svc.redis_url, "SET", young, ghost, "EX", "900")
         recpipe.wait_status(DB, run_id, "running", 5, attempts=1)
-        assert adtest.wait_until(lambda: adtest.redis_cli(svc.redis_url, "EXISTS", stale) == "0",
+        assert adtest.wait_until(lambda: adtest.redis_cli(svc.redis_url, "EXISTS", stale) == "0"
+                                 and adtest.redis_cli(svc.redis_url, "EXISTS", old) == "0",
                                  15), svc.logs()
         assert adtest.redis_cli(svc.redis_url, "GET", live) == run_id
         assert "released stale scope lock " + stale in svc.logs()
         hook.release()
         recpipe.wait_status(DB, run_id, "completed", 10)
         assert adtest.wait_until(lambda: adtest.redis_cli(svc.redis_url, "EXISTS", live) == "0", 5)
+        assert adtest.redis_cli(svc.redis_url, "GET", young) == ghost
+        assert "released stale scope lock " + young not in svc.logs()
     finally:
         hook.release()
         stop_clean(svc)
