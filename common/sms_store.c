@@ -270,6 +270,10 @@ int sms_store_ensure_partitions(PGconn *conn, int64_t retention_days)
     return 0;
 }
 
+/* The UTC day start `age` (an interval parameter) ago. */
+/* (Sessions run with TimeZone UTC: pgsession.h.) */
+#define DAY_OF(age) "date_trunc('day', now() - " age "::interval)"
+
 /* One table's purge: slices until a slice deletes fewer rows than its size. */
 static int purge_table(PGconn *conn, const char *what, const char *sql, const char *age)
 {
@@ -290,10 +294,11 @@ static int purge_table(PGconn *conn, const char *what, const char *sql, const ch
     return 0;
 }
 
-int sms_store_purge(PGconn *conn, int64_t dedupe_retention_ns)
+int sms_store_purge(PGconn *conn, int64_t dedupe_retention_ns, int64_t daily_retention_days)
 {
-    char dedupe[32];
+    char dedupe[32], daily[32];
     snprintf(dedupe, sizeof(dedupe), "%" PRId64 " microseconds", dedupe_retention_ns / 1000);
+    snprintf(daily, sizeof(daily), "%" PRId64 " days", daily_retention_days);
     int rc = purge_table(conn, "sms purge: dedupe records",
                          "DELETE FROM anlyt.processed_events WHERE event_id IN (SELECT event_id "
                          "FROM anlyt.processed_events WHERE processed_at < now() - $1::interval "
@@ -308,5 +313,55 @@ int sms_store_purge(PGconn *conn, int64_t dedupe_retention_ns)
                       "DELETE FROM anlyt.rejected_events WHERE id IN (SELECT id FROM "
                       "anlyt.rejected_events WHERE received_at < now() - $1::interval LIMIT 10000)",
                       "30 days");
+    rc |= purge_table(conn, "sms purge: daily metrics",
+                      "DELETE FROM anlyt.metrics_daily WHERE (day_bucket, scope, scope_id) IN "
+                      "(SELECT day_bucket, scope, scope_id FROM anlyt.metrics_daily WHERE "
+                      "day_bucket < " DAY_OF("$1") " LIMIT 10000)",
+                      daily);
+    rc |= purge_table(conn, "sms purge: daily account usage",
+                      "DELETE FROM anlyt.account_usage_daily WHERE (day_bucket, account_id) IN "
+                      "(SELECT day_bucket, account_id FROM anlyt.account_usage_daily WHERE "
+                      "day_bucket < " DAY_OF("$1") " LIMIT 10000)",
+                      daily);
+    rc |= purge_table(conn, "sms purge: daily latency sketches",
+                      "DELETE FROM anlyt.latency_histogram_daily WHERE (scope, scope_id, "
+                      "day_bucket, bucket) IN (SELECT scope, scope_id, day_bucket, bucket FROM "
+                      "anlyt.latency_histogram_daily WHERE day_bucket < " DAY_OF("$1") " LIMIT "
+                                                                                       "10000)",
+                      daily);
     return rc;
+}
+
+int sms_store_drop_partitions(PGconn *conn, int64_t hourly_retention_days)
+{
+    char days[32];
+    snprintf(days, sizeof(days), "%" PRId64 " days", hourly_retention_days);
+    const char *params[1] = {days};
+    PGresult *res = pgsession_exec(conn, "sms partitions: drop",
+                                   "SELECT array_to_string(anlyt.drop_partitions(now() - "
+                                   "$1::interval), ', ')",
+                                   1, params);
+    if (res == NULL)
+        return -1;
+    const char *dropped = PQgetvalue(res, 0, 0);
+    if (dropped[0] != '\0')
+        log_info("sms partitions: dropped %s (every hour older than %s)", dropped, days);
+    PQclear(res);
+    return 0;
+}
+
+int sms_store_rollup(PGconn *conn, int64_t hourly_retention_days)
+{
+    char days[32];
+    snprintf(days, sizeof(days), "%" PRId64 " days", hourly_retention_days);
+    const char *params[1] = {days};
+    PGresult *res =
+        pgsession_exec(conn, "sms rollup", "SELECT anlyt.rollup(now() - $1::interval)", 1, params);
+    if (res == NULL)
+        return -1;
+    int n = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (n > 0)
+        log_info("sms rollup: %d day(s) recomputed", n);
+    return n;
 }

@@ -86,10 +86,26 @@ sms_store_status sms_store_finish(PGconn *conn, sms_batch *b, bool *accepted);
 int sms_store_ensure_partitions(PGconn *conn, int64_t retention_days);
 
 /*
- * Blocking: deletes dedupe records and per-second counts older than dedupe_retention_ns and
- * rejection rows older than 30 days (SMS.md §5), in slices of 10,000 rows so that no statement
- * holds its locks for long. Logs what it deleted. Returns 0, or -1 (logged) if a slice failed.
+ * Blocking: deletes dedupe records and per-second counts older than dedupe_retention_ns,
+ * rejection rows older than 30 days, and daily rows (metrics, account usage, latency sketches)
+ * of days that began more than daily_retention_days ago (SMS.md §5), in slices of 10,000 rows so
+ * that no statement holds its locks for long. Logs what it deleted. Returns 0, or -1 (logged) if
+ * a slice failed (the others still ran).
  */
-int sms_store_purge(PGconn *conn, int64_t dedupe_retention_ns);
+int sms_store_purge(PGconn *conn, int64_t dedupe_retention_ns, int64_t daily_retention_days);
+
+/*
+ * Blocking: drops the monthly partitions of the hourly tables whose every hour is more than
+ * hourly_retention_days old (anlyt.drop_partitions; gives up after 2 s waiting for its lock and
+ * fails, to be retried). Logs what it dropped. Returns 0 or -1 (logged).
+ */
+int sms_store_drop_partitions(PGconn *conn, int64_t hourly_retention_days);
+
+/*
+ * Blocking: one daily rollup pass (anlyt.rollup, SMS.md §3.3): recomputes the days whose hours
+ * changed, except days leaving the hourly retention. Returns the number of days recomputed
+ * (logged when not 0), or -1 (logged; nothing changed, the days stay marked).
+ */
+int sms_store_rollup(PGconn *conn, int64_t hourly_retention_days);
 
 #endif

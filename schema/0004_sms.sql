@@ -112,6 +112,14 @@ CREATE TABLE anlyt.traffic_seconds (
     PRIMARY KEY (second_bucket, scope, scope_id)
 );
 
+-- Days whose hourly rows changed since the last rollup pass (SMS.md §3.3): marked by every
+-- batch, in its transaction, before it writes any table the rollup writes; taken (deleted) by the
+-- rollup in the transaction that recomputes them. A day listed here is read from its hourly rows.
+CREATE TABLE anlyt.rollup_days (
+    day_bucket TIMESTAMPTZ PRIMARY KEY,
+    changes BIGINT NOT NULL DEFAULT 1
+);
+
 -- The newest submission time among all accepted events (meta.freshness.ingested_through).
 CREATE TABLE anlyt.ingest_state (
     id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
@@ -232,6 +240,14 @@ BEGIN
     IF cardinality(v_acc) = 0 THEN
         RETURN '{}';
     END IF;
+
+    -- The days this batch changes, first of the tables the rollup writes or deletes (so a batch
+    -- and a rollup pass wait for each other here, never in a cycle). DO UPDATE takes the row
+    -- lock: a pass that deletes the mark waits for this batch's commit, then sees its counters.
+    INSERT INTO anlyt.rollup_days AS r (day_bucket)
+    SELECT DISTINCT date_trunc('day', e.at) FROM unnest(v_acc) AS e WHERE e.effect <> 'N'
+    ORDER BY 1
+    ON CONFLICT (day_bucket) DO UPDATE SET changes = r.changes + 1;
 
     -- Per-second charge counts of every scope; the largest of each hour feeds peak_tps.
     WITH t AS (

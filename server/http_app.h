@@ -23,6 +23,7 @@ typedef struct http_app {
     redisconn *redis;            /* NULL when Redis can never be used (rediss:// unsupported) */
     ring_t *ring;                /* job ring: the trigger's fast path offers new run ids here */
     struct catalogue *catalogue; /* report catalogue held in memory (server/catalogue.h) */
+    struct sms_cache *sms_cache; /* SMS read answers (server/sms_cache.h); NULL until used */
 } http_app;
 
 /*
@@ -41,5 +42,10 @@ void recompute_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void recompute_get_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void audit_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void events_ingest_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void sms_summary_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void sms_operator_metrics_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *m);
 
 #endif

@@ -192,6 +192,21 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     case ROUTE_AUDIT_ENTRIES:
         audit_list_handle(app, req, &m);
         break;
+    case ROUTE_SMS_SUMMARY:
+        sms_summary_handle(app, req, &m);
+        break;
+    case ROUTE_SMS_OPERATORS:
+        sms_operators_handle(app, req, &m);
+        break;
+    case ROUTE_SMS_OPERATOR_METRICS:
+        sms_operator_metrics_handle(app, req, &m);
+        break;
+    case ROUTE_SMS_ACCOUNTS:
+        sms_accounts_handle(app, req, &m);
+        break;
+    case ROUTE_SMS_ACCOUNT_USAGE:
+        sms_account_usage_handle(app, req, &m);
+        break;
     case ROUTE_EVENTS:
         events_ingest_handle(app, req, &m);
         break;

@@ -23,6 +23,34 @@ static size_t segment(const char *s, size_t len)
     return slash ? (size_t)(slash - s) : len;
 }
 
+/* The SMS read routes (SMS.md §6), p after "/api/v1/sms/". */
+static route_id match_sms(const char *p, size_t len, const char **param, size_t *param_len)
+{
+    if (eq(p, len, "summary"))
+        return ROUTE_SMS_SUMMARY;
+    if (eq(p, len, "operators"))
+        return ROUTE_SMS_OPERATORS;
+    if (eq(p, len, "accounts"))
+        return ROUTE_SMS_ACCOUNTS;
+    int operators = len > 10 && memcmp(p, "operators/", 10) == 0;
+    int accounts = len > 9 && memcmp(p, "accounts/", 9) == 0;
+    if (!operators && !accounts)
+        return ROUTE_NONE;
+    size_t skip = operators ? 10 : 9;
+    const char *seg = p + skip;
+    size_t rest = len - skip;
+    size_t seglen = segment(seg, rest);
+    if (seglen == 0)
+        return ROUTE_NONE;
+    *param = seg;
+    *param_len = seglen;
+    if (operators && eq(seg + seglen, rest - seglen, "/metrics"))
+        return ROUTE_SMS_OPERATOR_METRICS;
+    if (accounts && eq(seg + seglen, rest - seglen, "/usage"))
+        return ROUTE_SMS_ACCOUNT_USAGE;
+    return ROUTE_NONE;
+}
+
 static route_id match_path(const char *p, size_t len, const char **param, size_t *param_len)
 {
     size_t plen = sizeof(PREFIX) - 1;
@@ -40,6 +68,8 @@ static route_id match_path(const char *p, size_t len, const char **param, size_t
         return ROUTE_AUDIT_ENTRIES;
     if (eq(p, len, "events"))
         return ROUTE_EVENTS;
+    if (len > 4 && memcmp(p, "sms/", 4) == 0)
+        return match_sms(p + 4, len - 4, param, param_len);
 
     int reports = len > 8 && memcmp(p, "reports/", 8) == 0;
     int runs = len > 15 && memcmp(p, "recomputations/", 15) == 0;

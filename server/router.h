@@ -17,6 +17,11 @@ typedef enum {
     ROUTE_RECOMPUTATION,
     ROUTE_AUDIT_ENTRIES,
     ROUTE_EVENTS, /* POST only (SMS.md §6.6) */
+    ROUTE_SMS_SUMMARY,
+    ROUTE_SMS_OPERATORS,
+    ROUTE_SMS_OPERATOR_METRICS, /* {operator_id}/metrics */
+    ROUTE_SMS_ACCOUNTS,
+    ROUTE_SMS_ACCOUNT_USAGE, /* {account_id}/usage */
 } route_id;
 
 /* Request body limits: 64 KiB (API.md), 1 MiB for POST /api/v1/events (SMS.md §6.6). */

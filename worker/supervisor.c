@@ -12,12 +12,15 @@
  *   - Dispatch refill (§6.8): at startup and every second (cheap when the ring is full).
  *   - Stale scope-lock sweep (§7.5), every 10 s: locks whose run is no longer pending or
  *     running (its worker was killed between the final commit and the release) are deleted.
- *   - SMS upkeep (SMS.md §5): at startup and hourly (retried every 10 s until it succeeds), the
- *     monthly partitions every acceptable event needs exist, and dedupe records, per-second
- *     counts and rejection rows past their retention are deleted (common/sms_store.h).
- * First pass order: bump, orphan scan, refill, SMS partitions; then startup_done lets the master
- * start the HTTP workers, and the first whole SMS upkeep (with the purge) follows. Its sessions use
- * application_name role "supervisor". Design: worker/README.md.
+ *   - Leadership (worker/leader.h), polled every second: the one leading supervisor of the
+ *     deployment runs the SMS rollup every SMS_ROLLUP_INTERVAL and the SMS maintenance at once
+ *     and then hourly (retried every 10 s until it succeeds): monthly partitions made ahead and
+ *     dropped past the hourly retention, dedupe, per-second, rejection and daily rows purged
+ *     past theirs (SMS.md §3.3, §5; common/sms_store.h).
+ * First pass order: bump, orphan scan, refill, SMS partitions (every instance: a month's first
+ * event needs its partition); then startup_done lets the master start the HTTP workers, and the
+ * first leadership poll follows. Its sessions use application_name role "supervisor". Design:
+ * worker/README.md.
  */
 #include "worker/supervisor.h"
 
@@ -29,6 +32,7 @@
 #include "common/sms_store.h"
 #include "common/util.h"
 #include "common/exitcodes.h"
+#include "worker/leader.h"
 #include "worker/runstore.h"
 #include "worker/stopsignal.h"
 
@@ -49,6 +53,8 @@ typedef struct supervisor {
     int slot;
     PGconn *pg;
     int64_t last_connect_ns;
+    leader lead;                         /* deployment-wide leadership (worker/leader.h) */
+    int64_t rollup_due, maintenance_due; /* leader only */
 } supervisor;
 
 /* Returns the connection, reconnecting (at most once a second) if it was lost; NULL if
@@ -160,19 +166,40 @@ static void refill(supervisor *s)
     runstore_refill(s->pg, s->ring);
 }
 
-/* Returns 0 when the SMS upkeep is done, -1 to try again at the next scan. */
-static int sms_upkeep(supervisor *s)
+/* Leader only. Returns 0 when the SMS maintenance pass is done, -1 to try again in 10 s. */
+static int sms_maintenance(supervisor *s)
 {
-    if (supervisor_pg(s) == NULL)
+    const config *c = s->cfg;
+    log_info("sms maintenance: partitions and retention (hourly %lld days, daily %lld days)",
+             (long long)c->sms_hourly_retention_days, (long long)c->sms_daily_retention_days);
+    if (sms_store_ensure_partitions(s->pg, c->sms_hourly_retention_days) != 0)
         return -1;
-    if (sms_store_ensure_partitions(s->pg, s->cfg->sms_hourly_retention_days) != 0)
-        return -1;
-    return sms_store_purge(s->pg, s->cfg->sms_dedupe_retention_ns);
+    int rc = sms_store_drop_partitions(s->pg, c->sms_hourly_retention_days);
+    rc |= sms_store_purge(s->pg, c->sms_dedupe_retention_ns, c->sms_daily_retention_days);
+    return rc;
+}
+
+/* Every second: poll leadership; the leader runs the rollup and the maintenance when due (a
+ * new leader does both at once: the last one may have died before its pass). */
+static void leader_tick(supervisor *s, int64_t now)
+{
+    bool was = s->lead.leading;
+    if (!leader_poll(&s->lead, supervisor_pg(s)))
+        return;
+    if (!was)
+        s->rollup_due = s->maintenance_due = now;
+    if (now >= s->maintenance_due)
+        s->maintenance_due =
+            now + (sms_maintenance(s) == 0 ? SUPERVISOR_SMS_UPKEEP_NS : SUPERVISOR_SCAN_EVERY_NS);
+    if (now >= s->rollup_due && s->pg != NULL) {
+        sms_store_rollup(s->pg, s->cfg->sms_hourly_retention_days);
+        s->rollup_due = now + s->cfg->sms_rollup_interval_ns;
+    }
 }
 
 int supervisor_main(const config *cfg, ring_t *ring, int slot)
 {
-    supervisor s = {cfg, ring, slot, NULL, 0};
+    supervisor s = {.cfg = cfg, .ring = ring, .slot = slot};
     int stopfd = stopsignal_open();
     if (stopfd < 0)
         return EXIT_CHILD_CRASHED;
@@ -189,7 +216,7 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         sms_store_ensure_partitions(s.pg, cfg->sms_hourly_retention_days);
     atomic_store(&shstate_global->startup_done, 1);
     int64_t now = clock_monotonic_ns();
-    int64_t sms_upkeep_due = sms_upkeep(&s) == 0 ? now + SUPERVISOR_SMS_UPKEEP_NS : now;
+    leader_tick(&s, now);
 
     int64_t last_second = now, last_scan = now, rescan_until = 0;
     while (!stopsignal_wait(stopfd, SUPERVISOR_TICK_MS)) {
@@ -212,11 +239,10 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         if (scan) {
             held = orphan_scan(&s);
             last_scan = now;
-            if (now >= sms_upkeep_due)
-                sms_upkeep_due = sms_upkeep(&s) == 0 ? now + SUPERVISOR_SMS_UPKEEP_NS : now;
         }
         if (second) {
             last_second = now;
+            leader_tick(&s, now);
             if (!shstate_redis_trusted())
                 recovery_bump(&s);
         }

@@ -1,0 +1,91 @@
+/*
+ * server/handlers/sms_accounts.c: the account resource of the SMS read API (SMS.md §6.5): GET
+ * /api/v1/sms/accounts (a sorted page of account items) and GET
+ * /api/v1/sms/accounts/{account_id}/usage (totals and a daily or monthly series), both from
+ * anlyt.account_usage_daily. Runs in HTTP workers; one statement each (anlyt.api_accounts,
+ * anlyt.api_account_usage), answered through the worker's cache.
+ *
+ * Check order: date range, span, then the route's own parameters (sort, order / window), then
+ * the path id (404), which is also looked up by the statement.
+ */
+#include "common/params.h"
+#include "common/sms_read.h"
+#include "server/http_app.h"
+#include "server/http_query.h"
+#include "server/http_response.h"
+#include "server/sms_http.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const SORTS[] = {"total_cost", "messages_sent", "delivery_rate", "account_id"};
+
+static int render_list(jbuf *b, const PGresult *res, const sms_read_req *r)
+{
+    return sms_read_accounts_json(b, res, r->from, r->to, r->limit, r->offset);
+}
+
+static int render_usage(jbuf *b, const PGresult *res, const sms_read_req *r)
+{
+    return sms_read_account_usage_json(b, res, r->id, r->from, r->to);
+}
+
+void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m)
+{
+    (void)m;
+    sms_read_req *r = sms_http_begin(app, req);
+    if (r == NULL)
+        return;
+    const char *sort = sms_http_choice(req, "sort", 0);
+    if (sort[0] == '\0')
+        sort = SORTS[0];
+    size_t i = 0;
+    while (i < sizeof(SORTS) / sizeof(SORTS[0]) && strcmp(sort, SORTS[i]) != 0)
+        i++;
+    if (i == sizeof(SORTS) / sizeof(SORTS[0])) {
+        http_send_error(req, 400,
+                        "sort must be one of total_cost, messages_sent, delivery_rate, "
+                        "account_id");
+        return;
+    }
+    const char *order = sms_http_choice(req, "order", 0);
+    if (order[0] != '\0' && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+        http_send_error(req, 400, "order must be asc or desc");
+        return;
+    }
+    const char *desc = strcmp(order, "asc") == 0 ? "false" : "true";
+    http_page_params(req, &r->limit, &r->offset);
+    r->render = render_list;
+    char limit[24], offset[24], key[160];
+    snprintf(limit, sizeof(limit), "%lld", (long long)r->limit);
+    snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
+    int n = snprintf(key, sizeof(key), "accounts|%s|%s|%s|%s|%s|%s", r->lo, r->hi, SORTS[i], desc,
+                     limit, offset);
+    const char *params[6] = {r->lo, r->hi, SORTS[i], desc, limit, offset};
+    sms_http_run(r, key, (size_t)n, SMS_READ_ACCOUNTS_SQL, 6, params);
+}
+
+void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *m)
+{
+    sms_read_req *r = sms_http_begin(app, req);
+    if (r == NULL)
+        return;
+    const char *window = sms_http_choice(req, "window", 1);
+    if (window[0] == '\0')
+        window = "day";
+    if (strcmp(window, "day") != 0 && strcmp(window, "month") != 0) {
+        http_send_error(req, 400, "window must be day or month");
+        return;
+    }
+    if (uuid_parse(m->param, m->param_len, r->id) != 0) {
+        http_send_error(req, 404, "account was not found");
+        return;
+    }
+    window = window[0] == 'd' ? "day" : "month";
+    r->render = render_usage;
+    r->not_found = "account was not found";
+    char key[128];
+    int n = snprintf(key, sizeof(key), "account|%s|%s|%s|%s", r->id, r->lo, r->hi, window);
+    const char *params[4] = {r->id, r->lo, r->hi, window};
+    sms_http_run(r, key, (size_t)n, SMS_READ_ACCOUNT_USAGE_SQL, 4, params);
+}

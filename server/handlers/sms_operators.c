@@ -1,0 +1,100 @@
+/*
+ * server/handlers/sms_operators.c: the operator resource of the SMS read API: GET
+ * /api/v1/sms/operators (SMS.md §6.3, a sorted page of operator items) and GET
+ * /api/v1/sms/operators/{operator_id}/metrics (§6.4, totals and an hourly or daily series).
+ * Runs in HTTP workers; one statement each (anlyt.api_operators, anlyt.api_operator_metrics),
+ * answered through the worker's cache.
+ *
+ * Check order: date range, span, then the route's own parameters (sort, order / window and the
+ * hour window's span), then the path id (404), which is also looked up by the statement.
+ */
+#include "common/params.h"
+#include "common/sms_read.h"
+#include "server/http_app.h"
+#include "server/http_query.h"
+#include "server/http_response.h"
+#include "server/sms_http.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define SMS_HOUR_WINDOW_MAX_DAYS 31
+
+static const char *const SORTS[] = {"total_messages", "delivery_rate",  "error_rate",
+                                    "avg_latency_ms", "p95_latency_ms", "peak_tps",
+                                    "operator_id"};
+
+static int render_list(jbuf *b, const PGresult *res, const sms_read_req *r)
+{
+    return sms_read_operators_json(b, res, r->from, r->to, r->limit, r->offset);
+}
+
+static int render_metrics(jbuf *b, const PGresult *res, const sms_read_req *r)
+{
+    return sms_read_operator_metrics_json(b, res, r->id, r->from, r->to);
+}
+
+void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m)
+{
+    (void)m;
+    sms_read_req *r = sms_http_begin(app, req);
+    if (r == NULL)
+        return;
+    const char *sort = sms_http_choice(req, "sort", 0);
+    if (sort[0] == '\0')
+        sort = SORTS[0];
+    size_t i = 0;
+    while (i < sizeof(SORTS) / sizeof(SORTS[0]) && strcmp(sort, SORTS[i]) != 0)
+        i++;
+    if (i == sizeof(SORTS) / sizeof(SORTS[0])) {
+        http_send_error(req, 400,
+                        "sort must be one of total_messages, delivery_rate, error_rate, "
+                        "avg_latency_ms, p95_latency_ms, peak_tps, operator_id");
+        return;
+    }
+    const char *order = sms_http_choice(req, "order", 0);
+    if (order[0] != '\0' && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+        http_send_error(req, 400, "order must be asc or desc");
+        return;
+    }
+    const char *desc = strcmp(order, "asc") == 0 ? "false" : "true";
+    http_page_params(req, &r->limit, &r->offset);
+    r->render = render_list;
+    char limit[24], offset[24], key[160];
+    snprintf(limit, sizeof(limit), "%lld", (long long)r->limit);
+    snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
+    int n = snprintf(key, sizeof(key), "operators|%s|%s|%s|%s|%s|%s|%s", r->lo, r->hi, r->floor,
+                     SORTS[i], desc, limit, offset);
+    const char *params[7] = {r->lo, r->hi, r->floor, SORTS[i], desc, limit, offset};
+    sms_http_run(r, key, (size_t)n, SMS_READ_OPERATORS_SQL, 7, params);
+}
+
+void sms_operator_metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
+{
+    sms_read_req *r = sms_http_begin(app, req);
+    if (r == NULL)
+        return;
+    const char *window = sms_http_choice(req, "window", 1);
+    if (window[0] == '\0')
+        window = "day";
+    if (strcmp(window, "hour") != 0 && strcmp(window, "day") != 0) {
+        http_send_error(req, 400, "window must be hour or day");
+        return;
+    }
+    if (window[0] == 'h' && r->to - r->from + 1 > SMS_HOUR_WINDOW_MAX_DAYS) {
+        http_send_error(req, 400, "date range exceeds 31 days for window hour");
+        return;
+    }
+    if (uuid_parse(m->param, m->param_len, r->id) != 0) {
+        http_send_error(req, 404, "operator was not found");
+        return;
+    }
+    window = window[0] == 'h' ? "hour" : "day";
+    r->render = render_metrics;
+    r->not_found = "operator was not found";
+    char key[128];
+    int n = snprintf(key, sizeof(key), "operator|%s|%s|%s|%s|%s", r->id, r->lo, r->hi, r->floor,
+                     window);
+    const char *params[5] = {r->id, r->lo, r->hi, r->floor, window};
+    sms_http_run(r, key, (size_t)n, SMS_READ_OPERATOR_METRICS_SQL, 5, params);
+}

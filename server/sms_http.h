@@ -1,0 +1,56 @@
+/*
+ * server/sms_http.h: what the SMS read handlers (server/handlers/sms_*.c) share: the date range
+ * of SMS.md §6.1, the trimmed choice parameters, and one statement answered through the
+ * worker's answer cache (server/sms_cache.h). Runs in HTTP workers.
+ */
+#ifndef ANALYTICSD_SMS_HTTP_H
+#define ANALYTICSD_SMS_HTTP_H
+
+#include <h2o.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "common/jbuf.h"
+#include "server/http_app.h"
+
+struct sms_read_req;
+
+/* Writes the members of the answer (between the outer braces) from the result; 0 or -1. */
+typedef int (*sms_render_fn)(jbuf *b, const PGresult *res, const struct sms_read_req *r);
+
+/* One read request; lives in the request's pool (its dispose cancels the statement). */
+typedef struct sms_read_req {
+    http_app *app;
+    h2o_req_t *req;
+    pgpool_query *q;
+    int32_t from, to;      /* the range, days since 1970-01-01 */
+    char lo[11], hi[11];   /* first day, day after the last: YYYY-MM-DD */
+    char floor[11];        /* first day read from hourly rows (sms_read_floor) */
+    int64_t limit, offset; /* lists */
+    char id[37];           /* path id, lower case (metrics, usage) */
+    const char *not_found; /* 404 message when row 0 says the id is unknown; NULL: never */
+    sms_render_fn render;
+} sms_read_req;
+
+/*
+ * Starts a read: allocates its state and resolves date_from/date_to (API.md §2.6) and the span
+ * (MAX_REPORT_RANGE_DAYS). On a violation answers 400 with the contract's message and returns
+ * NULL.
+ */
+sms_read_req *sms_http_begin(http_app *app, h2o_req_t *req);
+
+/*
+ * Query parameter `name` trimmed (API.md §2.2), in the request's pool, NUL-terminated; "" when
+ * absent or blank. With fold, ASCII letters are folded to lower case.
+ */
+const char *sms_http_choice(h2o_req_t *req, const char *name, int fold);
+
+/*
+ * Answers from the cache entry under key[0..key_len) if fresh; otherwise runs sql, renders the
+ * result with r->render, answers 200 (or 404 r->not_found), and caches a 200 for SMS_CACHE_TTL.
+ * A failed statement or rendering answers 500 `internal error` (the cause is logged).
+ */
+void sms_http_run(sms_read_req *r, const char *key, size_t key_len, const char *sql, int nparams,
+                  const char *const *params);
+
+#endif
