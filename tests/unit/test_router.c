@@ -101,12 +101,59 @@ static void test_method_not_allowed(void **state)
     assert_string_equal(m.allow, "GET, HEAD");
 }
 
+/* SMS.md §6: public GET/HEAD routes; {id} segments are raw; anything else under sms/ is 404. */
+static void test_sms_routes(void **state)
+{
+    (void)state;
+    route_match m;
+    static const struct {
+        const char *path;
+        route_id id;
+        const char *param;
+    } ok[] = {
+        {"/api/v1/sms/summary", ROUTE_SMS_SUMMARY, NULL},
+        {"/api/v1/sms/operators", ROUTE_SMS_OPERATORS, NULL},
+        {"/api/v1/sms/accounts", ROUTE_SMS_ACCOUNTS, NULL},
+        {"/api/v1/sms/operators/ABC-1/metrics", ROUTE_SMS_OPERATOR_METRICS, "ABC-1"},
+        {"/api/v1/sms/accounts/x%20y/usage", ROUTE_SMS_ACCOUNT_USAGE, "x%20y"},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_int_equal(route("GET", ok[i].path, &m), ROUTER_OK);
+        assert_int_equal(m.route, ok[i].id);
+        assert_false(m.is_management);
+        assert_false(m.is_head);
+        if (ok[i].param != NULL) {
+            assert_int_equal(m.param_len, strlen(ok[i].param));
+            assert_memory_equal(m.param, ok[i].param, m.param_len);
+        }
+        assert_int_equal(route("HEAD", ok[i].path, &m), ROUTER_OK);
+        assert_true(m.is_head);
+        assert_int_equal(route("POST", ok[i].path, &m), ROUTER_METHOD_NOT_ALLOWED);
+        assert_string_equal(m.allow, "GET, HEAD");
+    }
+    static const char *const missing[] = {
+        "/api/v1/sms",
+        "/api/v1/sms/",
+        "/api/v1/sms/summary/",
+        "/api/v1/sms/Summary",
+        "/api/v1/sms/operators/",
+        "/api/v1/sms/operators/x",
+        "/api/v1/sms/operators/x/",
+        "/api/v1/sms/operators//metrics",
+        "/api/v1/sms/operators/x/usage",
+        "/api/v1/sms/accounts/x/metrics",
+        "/api/v1/sms/accounts/x/usage/",
+        "/api/v1/sms/operators/x/metrics/y",
+    };
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
+        assert_int_equal(route("GET", missing[i], &m), ROUTER_NOT_FOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_routes),
-        cmocka_unit_test(test_events_route),
-        cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_known_routes),       cmocka_unit_test(test_events_route),
+        cmocka_unit_test(test_sms_routes),         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_method_not_allowed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
