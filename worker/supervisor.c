@@ -166,16 +166,21 @@ static void refill(supervisor *s)
     runstore_refill(s->pg, s->ring);
 }
 
-/* Leader only. Returns 0 when the SMS maintenance pass is done, -1 to try again in 10 s. */
+/* Leader only. Returns 0 when the SMS maintenance pass is done, -1 to try again in 10 s. Each
+ * step logs what it changed; the pass logs its end. */
 static int sms_maintenance(supervisor *s)
 {
     const config *c = s->cfg;
-    log_info("sms maintenance: partitions and retention (hourly %lld days, daily %lld days)",
-             (long long)c->sms_hourly_retention_days, (long long)c->sms_daily_retention_days);
-    if (sms_store_ensure_partitions(s->pg, c->sms_hourly_retention_days) != 0)
-        return -1;
-    int rc = sms_store_drop_partitions(s->pg, c->sms_hourly_retention_days);
-    rc |= sms_store_purge(s->pg, c->sms_dedupe_retention_ns, c->sms_daily_retention_days);
+    int rc = sms_store_ensure_partitions(s->pg, c->sms_hourly_retention_days);
+    if (rc == 0)
+        rc = sms_store_drop_partitions(s->pg, c->sms_hourly_retention_days);
+    if (rc == 0)
+        rc = sms_store_purge(s->pg, c->sms_dedupe_retention_ns, c->sms_daily_retention_days);
+    if (rc == 0)
+        log_info("sms maintenance: pass done (hourly retention %lld days, daily %lld days)",
+                 (long long)c->sms_hourly_retention_days, (long long)c->sms_daily_retention_days);
+    else
+        log_warn("sms maintenance: pass failed; retrying in 10 s");
     return rc;
 }
 
