@@ -57,7 +57,14 @@ LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
     v_days TIMESTAMPTZ[];
 BEGIN
-    WITH taken AS (DELETE FROM anlyt.rollup_days RETURNING day_bucket)
+    -- Marks are locked in day order, the order batches mark them in (no lock cycle).
+    WITH locked AS (
+        SELECT day_bucket FROM anlyt.rollup_days ORDER BY day_bucket FOR UPDATE
+    ), taken AS (
+        DELETE FROM anlyt.rollup_days r USING locked l
+        WHERE r.day_bucket = l.day_bucket
+        RETURNING r.day_bucket
+    )
     SELECT coalesce(array_agg(day_bucket ORDER BY day_bucket)
                     FILTER (WHERE day_bucket >= date_trunc('day', p_keep_from)), '{}')
     INTO v_days FROM taken;
