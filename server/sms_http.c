@@ -57,13 +57,13 @@ sms_read_req *sms_http_begin(http_app *app, h2o_req_t *req)
     return r;
 }
 
-const char *sms_http_choice(h2o_req_t *req, const char *name, int fold)
+sms_choice sms_http_choice(h2o_req_t *req, const char *name, int fold)
 {
     const char *v;
     size_t len, start;
     http_query_param(req, name, &v, &len);
     if (v == NULL)
-        return "";
+        return (sms_choice){"", 0};
     text_trim(v, len, &start, &len);
     char *out = h2o_mem_alloc_pool(&req->pool, len + 1);
     memcpy(out, v + start, len);
@@ -71,7 +71,12 @@ const char *sms_http_choice(h2o_req_t *req, const char *name, int fold)
     for (size_t i = 0; fold && i < len; i++)
         if (out[i] >= 'A' && out[i] <= 'Z')
             out[i] = (char)(out[i] - 'A' + 'a');
-    return out;
+    return (sms_choice){out, len};
+}
+
+int sms_choice_is(sms_choice c, const char *word)
+{
+    return c.len == strlen(word) && memcmp(c.p, word, c.len) == 0;
 }
 
 /* The worker's cache, created on first use; NULL when SMS_CACHE_TTL is 0. */

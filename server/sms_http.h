@@ -39,11 +39,20 @@ typedef struct sms_read_req {
  */
 sms_read_req *sms_http_begin(http_app *app, h2o_req_t *req);
 
+/* A decoded, trimmed parameter value (bytes, may hold NUL; len 0 when absent or blank). */
+typedef struct sms_choice {
+    const char *p;
+    size_t len;
+} sms_choice;
+
 /*
- * Query parameter `name` trimmed (API.md §2.2), in the request's pool, NUL-terminated; "" when
- * absent or blank. With fold, ASCII letters are folded to lower case.
+ * Query parameter `name` trimmed (API.md §2.2), in the request's pool. With fold, ASCII letters
+ * are folded to lower case.
  */
-const char *sms_http_choice(h2o_req_t *req, const char *name, int fold);
+sms_choice sms_http_choice(h2o_req_t *req, const char *name, int fold);
+
+/* Whether c is exactly the NUL-terminated word (a value with a NUL byte matches no word). */
+int sms_choice_is(sms_choice c, const char *word);
 
 /*
  * Answers from the cache entry under key[0..key_len) if fresh; otherwise runs sql, renders the

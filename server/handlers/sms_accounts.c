@@ -36,11 +36,9 @@ void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m)
     sms_read_req *r = sms_http_begin(app, req);
     if (r == NULL)
         return;
-    const char *sort = sms_http_choice(req, "sort", 0);
-    if (sort[0] == '\0')
-        sort = SORTS[0];
+    sms_choice sort = sms_http_choice(req, "sort", 0);
     size_t i = 0;
-    while (i < sizeof(SORTS) / sizeof(SORTS[0]) && strcmp(sort, SORTS[i]) != 0)
+    while (sort.len != 0 && i < sizeof(SORTS) / sizeof(SORTS[0]) && !sms_choice_is(sort, SORTS[i]))
         i++;
     if (i == sizeof(SORTS) / sizeof(SORTS[0])) {
         http_send_error(req, 400,
@@ -48,12 +46,12 @@ void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m)
                         "account_id");
         return;
     }
-    const char *order = sms_http_choice(req, "order", 0);
-    if (order[0] != '\0' && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+    sms_choice order = sms_http_choice(req, "order", 0);
+    if (order.len != 0 && !sms_choice_is(order, "asc") && !sms_choice_is(order, "desc")) {
         http_send_error(req, 400, "order must be asc or desc");
         return;
     }
-    const char *desc = strcmp(order, "asc") == 0 ? "false" : "true";
+    const char *desc = sms_choice_is(order, "asc") ? "false" : "true";
     http_page_params(req, &r->limit, &r->offset);
     r->render = render_list;
     char limit[24], offset[24], key[160];
@@ -70,10 +68,9 @@ void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *
     sms_read_req *r = sms_http_begin(app, req);
     if (r == NULL)
         return;
-    const char *window = sms_http_choice(req, "window", 1);
-    if (window[0] == '\0')
-        window = "day";
-    if (strcmp(window, "day") != 0 && strcmp(window, "month") != 0) {
+    sms_choice w = sms_http_choice(req, "window", 1);
+    int month = sms_choice_is(w, "month");
+    if (w.len != 0 && !month && !sms_choice_is(w, "day")) {
         http_send_error(req, 400, "window must be day or month");
         return;
     }
@@ -81,7 +78,7 @@ void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *
         http_send_error(req, 404, "account was not found");
         return;
     }
-    window = window[0] == 'd' ? "day" : "month";
+    const char *window = month ? "month" : "day";
     r->render = render_usage;
     r->not_found = "account was not found";
     char key[128];

@@ -40,11 +40,9 @@ void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m)
     sms_read_req *r = sms_http_begin(app, req);
     if (r == NULL)
         return;
-    const char *sort = sms_http_choice(req, "sort", 0);
-    if (sort[0] == '\0')
-        sort = SORTS[0];
+    sms_choice sort = sms_http_choice(req, "sort", 0);
     size_t i = 0;
-    while (i < sizeof(SORTS) / sizeof(SORTS[0]) && strcmp(sort, SORTS[i]) != 0)
+    while (sort.len != 0 && i < sizeof(SORTS) / sizeof(SORTS[0]) && !sms_choice_is(sort, SORTS[i]))
         i++;
     if (i == sizeof(SORTS) / sizeof(SORTS[0])) {
         http_send_error(req, 400,
@@ -52,12 +50,12 @@ void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m)
                         "avg_latency_ms, p95_latency_ms, peak_tps, operator_id");
         return;
     }
-    const char *order = sms_http_choice(req, "order", 0);
-    if (order[0] != '\0' && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+    sms_choice order = sms_http_choice(req, "order", 0);
+    if (order.len != 0 && !sms_choice_is(order, "asc") && !sms_choice_is(order, "desc")) {
         http_send_error(req, 400, "order must be asc or desc");
         return;
     }
-    const char *desc = strcmp(order, "asc") == 0 ? "false" : "true";
+    const char *desc = sms_choice_is(order, "asc") ? "false" : "true";
     http_page_params(req, &r->limit, &r->offset);
     r->render = render_list;
     char limit[24], offset[24], key[160];
@@ -74,14 +72,13 @@ void sms_operator_metrics_handle(http_app *app, h2o_req_t *req, const route_matc
     sms_read_req *r = sms_http_begin(app, req);
     if (r == NULL)
         return;
-    const char *window = sms_http_choice(req, "window", 1);
-    if (window[0] == '\0')
-        window = "day";
-    if (strcmp(window, "hour") != 0 && strcmp(window, "day") != 0) {
+    sms_choice w = sms_http_choice(req, "window", 1);
+    int hour = sms_choice_is(w, "hour");
+    if (w.len != 0 && !hour && !sms_choice_is(w, "day")) {
         http_send_error(req, 400, "window must be hour or day");
         return;
     }
-    if (window[0] == 'h' && r->to - r->from + 1 > SMS_HOUR_WINDOW_MAX_DAYS) {
+    if (hour && r->to - r->from + 1 > SMS_HOUR_WINDOW_MAX_DAYS) {
         http_send_error(req, 400, "date range exceeds 31 days for window hour");
         return;
     }
@@ -89,7 +86,7 @@ void sms_operator_metrics_handle(http_app *app, h2o_req_t *req, const route_matc
         http_send_error(req, 404, "operator was not found");
         return;
     }
-    window = window[0] == 'h' ? "hour" : "day";
+    const char *window = hour ? "hour" : "day";
     r->render = render_metrics;
     r->not_found = "operator was not found";
     char key[128];
