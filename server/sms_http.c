@@ -79,6 +79,28 @@ int sms_choice_is(sms_choice c, const char *word)
     return c.len == strlen(word) && memcmp(c.p, word, c.len) == 0;
 }
 
+int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
+                         const char *sort_message, const char **sort, const char **desc)
+{
+    sms_choice c = sms_http_choice(r->req, "sort", 0);
+    size_t i = 0;
+    while (c.len != 0 && i < n && !sms_choice_is(c, sorts[i]))
+        i++;
+    if (i == n) {
+        http_send_error(r->req, 400, sort_message);
+        return -1;
+    }
+    sms_choice order = sms_http_choice(r->req, "order", 0);
+    if (order.len != 0 && !sms_choice_is(order, "asc") && !sms_choice_is(order, "desc")) {
+        http_send_error(r->req, 400, "order must be asc or desc");
+        return -1;
+    }
+    *sort = sorts[i];
+    *desc = sms_choice_is(order, "asc") ? "false" : "true";
+    http_page_params(r->req, &r->limit, &r->offset);
+    return 0;
+}
+
 /* The worker's cache, created on first use; NULL when SMS_CACHE_TTL is 0. */
 static sms_cache *worker_cache(http_app *app)
 {

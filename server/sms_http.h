@@ -55,6 +55,15 @@ sms_choice sms_http_choice(h2o_req_t *req, const char *name, int fold);
 int sms_choice_is(sms_choice c, const char *word);
 
 /*
+ * The list parameters (SMS.md §6.3): `sort` one of sorts[0..n) (blank: sorts[0]; else 400 with
+ * sort_message), `order` asc or desc (blank: desc; else 400 `order must be asc or desc`), then
+ * limit and offset clamped into r. Sets *sort and *desc ("true"/"false") and returns 0, or
+ * answers the 400 and returns -1.
+ */
+int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
+                         const char *sort_message, const char **sort, const char **desc);
+
+/*
  * Answers from the cache entry under key[0..key_len) if fresh; otherwise runs sql, renders the
  * result with r->render, answers 200 (or 404 r->not_found), and caches a 200 for SMS_CACHE_TTL.
  * A failed statement or rendering answers 500 `internal error` (the cause is logged).

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
+static const char SORT_MESSAGE[] =
+    "sort must be one of total_cost, messages_sent, delivery_rate, account_id";
 static const char *const SORTS[] = {"total_cost", "messages_sent", "delivery_rate", "account_id"};
 
 static int render_list(jbuf *b, const PGresult *res, const sms_read_req *r)
@@ -36,30 +38,17 @@ void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m)
     sms_read_req *r = sms_http_begin(app, req);
     if (r == NULL)
         return;
-    sms_choice sort = sms_http_choice(req, "sort", 0);
-    size_t i = 0;
-    while (sort.len != 0 && i < sizeof(SORTS) / sizeof(SORTS[0]) && !sms_choice_is(sort, SORTS[i]))
-        i++;
-    if (i == sizeof(SORTS) / sizeof(SORTS[0])) {
-        http_send_error(req, 400,
-                        "sort must be one of total_cost, messages_sent, delivery_rate, "
-                        "account_id");
+    const char *sort, *desc;
+    if (sms_http_list_params(r, SORTS, sizeof(SORTS) / sizeof(SORTS[0]), SORT_MESSAGE, &sort,
+                             &desc) != 0)
         return;
-    }
-    sms_choice order = sms_http_choice(req, "order", 0);
-    if (order.len != 0 && !sms_choice_is(order, "asc") && !sms_choice_is(order, "desc")) {
-        http_send_error(req, 400, "order must be asc or desc");
-        return;
-    }
-    const char *desc = sms_choice_is(order, "asc") ? "false" : "true";
-    http_page_params(req, &r->limit, &r->offset);
     r->render = render_list;
     char limit[24], offset[24], key[160];
     snprintf(limit, sizeof(limit), "%lld", (long long)r->limit);
     snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
-    int n = snprintf(key, sizeof(key), "accounts|%s|%s|%s|%s|%s|%s", r->lo, r->hi, SORTS[i], desc,
+    int n = snprintf(key, sizeof(key), "accounts|%s|%s|%s|%s|%s|%s", r->lo, r->hi, sort, desc,
                      limit, offset);
-    const char *params[6] = {r->lo, r->hi, SORTS[i], desc, limit, offset};
+    const char *params[6] = {r->lo, r->hi, sort, desc, limit, offset};
     sms_http_run(r, key, (size_t)n, SMS_READ_ACCOUNTS_SQL, 6, params);
 }
 

@@ -20,6 +20,8 @@
 
 #define SMS_HOUR_WINDOW_MAX_DAYS 31
 
+static const char SORT_MESSAGE[] = "sort must be one of total_messages, delivery_rate, error_rate, "
+                                   "avg_latency_ms, p95_latency_ms, peak_tps, operator_id";
 static const char *const SORTS[] = {"total_messages", "delivery_rate",  "error_rate",
                                     "avg_latency_ms", "p95_latency_ms", "peak_tps",
                                     "operator_id"};
@@ -40,30 +42,17 @@ void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m)
     sms_read_req *r = sms_http_begin(app, req);
     if (r == NULL)
         return;
-    sms_choice sort = sms_http_choice(req, "sort", 0);
-    size_t i = 0;
-    while (sort.len != 0 && i < sizeof(SORTS) / sizeof(SORTS[0]) && !sms_choice_is(sort, SORTS[i]))
-        i++;
-    if (i == sizeof(SORTS) / sizeof(SORTS[0])) {
-        http_send_error(req, 400,
-                        "sort must be one of total_messages, delivery_rate, error_rate, "
-                        "avg_latency_ms, p95_latency_ms, peak_tps, operator_id");
+    const char *sort, *desc;
+    if (sms_http_list_params(r, SORTS, sizeof(SORTS) / sizeof(SORTS[0]), SORT_MESSAGE, &sort,
+                             &desc) != 0)
         return;
-    }
-    sms_choice order = sms_http_choice(req, "order", 0);
-    if (order.len != 0 && !sms_choice_is(order, "asc") && !sms_choice_is(order, "desc")) {
-        http_send_error(req, 400, "order must be asc or desc");
-        return;
-    }
-    const char *desc = sms_choice_is(order, "asc") ? "false" : "true";
-    http_page_params(req, &r->limit, &r->offset);
     r->render = render_list;
     char limit[24], offset[24], key[160];
     snprintf(limit, sizeof(limit), "%lld", (long long)r->limit);
     snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
     int n = snprintf(key, sizeof(key), "operators|%s|%s|%s|%s|%s|%s|%s", r->lo, r->hi, r->floor,
-                     SORTS[i], desc, limit, offset);
-    const char *params[7] = {r->lo, r->hi, r->floor, SORTS[i], desc, limit, offset};
+                     sort, desc, limit, offset);
+    const char *params[7] = {r->lo, r->hi, r->floor, sort, desc, limit, offset};
     sms_http_run(r, key, (size_t)n, SMS_READ_OPERATORS_SQL, 7, params);
 }
 
