@@ -557,6 +557,13 @@ static void load_duration_or_zero(loader *l, const char *name, int64_t def, int6
         report(l, "%s must be 0 or a positive duration (for example 5s, 500ms)", name);
 }
 
+/* Read by the server and by the seed (its demo events must be inside the retention). */
+static void load_sms_hourly_retention(loader *l, config *cfg)
+{
+    load_int(l, "SMS_HOURLY_RETENTION_DAYS", 90, 1, 36500, "must be at least 1",
+             &cfg->sms_hourly_retention_days);
+}
+
 /* SMS.md §7, in that order. */
 static void load_sms(loader *l, config *cfg)
 {
@@ -572,8 +579,7 @@ static void load_sms(loader *l, config *cfg)
     cfg->sms_ingest_batch = (int)n;
     load_duration_or_zero(l, "SMS_CACHE_TTL", 5 * NS_PER_SEC, &cfg->sms_cache_ttl_ns);
     load_duration(l, "SMS_ROLLUP_INTERVAL", 60 * NS_PER_SEC, &cfg->sms_rollup_interval_ns);
-    load_int(l, "SMS_HOURLY_RETENTION_DAYS", 90, 1, 36500, "must be at least 1",
-             &cfg->sms_hourly_retention_days);
+    load_sms_hourly_retention(l, cfg);
     load_int(l, "SMS_DAILY_RETENTION_DAYS", 365, 1, 36500, "must be at least 1",
              &cfg->sms_daily_retention_days);
     load_duration(l, "SMS_DEDUPE_RETENTION", 48 * 3600 * NS_PER_SEC, &cfg->sms_dedupe_retention_ns);
@@ -658,6 +664,7 @@ int config_load(config *cfg, config_role role, config_source src, FILE *err)
     case CONFIG_ROLE_SEED:
         load_database_url(&l, cfg);
         load_bool(&l, "SEED_FORCE_RESET", false, &cfg->seed_force_reset);
+        load_sms_hourly_retention(&l, cfg);
         break;
     }
     if (cfg->app_env == NULL)

@@ -6,6 +6,7 @@
  * "events already exist" skip, the 25,000 events in one INSERT … SELECT over generate_series,
  * then the six seed runs, each rebuilt with the shared rebuild SQL (common/rebuild.c).
  * N is the transaction timestamp now(); every formula below is the table of §5.
+ * Then, still under the lock, the SMS demo data in its own transaction (seed/sms_demo.c).
  */
 #include "seed/seed.h"
 
@@ -13,6 +14,7 @@
 #include "common/pgsession.h"
 #include "common/rebuild.h"
 #include "common/util.h"
+#include "seed/sms_demo.h"
 
 #include <stdlib.h>
 
@@ -141,7 +143,7 @@ static int seed_body(PGconn *conn, bool force, bool *skipped)
     return rc;
 }
 
-int seed_run(PGconn *conn, bool force)
+int seed_run(PGconn *conn, bool force, int64_t sms_retention_days)
 {
     if (seed_exec(conn, "seed: taking the seed lock", "SELECT pg_advisory_lock(" SEED_LOCK_KEY ")",
                   0, NULL) != 0)
@@ -155,14 +157,15 @@ int seed_run(PGconn *conn, bool force)
         if (rc != 0)
             PQclear(PQexec(conn, "ROLLBACK"));
     }
-    PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" SEED_LOCK_KEY ")"));
     if (rc != 0) {
         log_error("seed: failed, nothing was changed");
-        return -1;
+    } else {
+        if (skipped)
+            log_info("seed: skipped, analytics_events already has rows");
+        else
+            log_info("seeded %d events", SEED_EVENT_COUNT);
+        rc = sms_demo_run(conn, force, sms_retention_days);
     }
-    if (skipped)
-        log_info("seed: skipped, analytics_events already has rows");
-    else
-        log_info("seeded %d events", SEED_EVENT_COUNT);
-    return 0;
+    PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" SEED_LOCK_KEY ")"));
+    return rc == 0 ? 0 : -1;
 }

@@ -52,7 +52,8 @@ static const char usage_seed[] =
     "Usage: analyticsd seed\n"
     "\n"
     "Loads 25,000 deterministic demo events into DATABASE_URL and builds their snapshots,\n"
-    "unless events already exist. SEED_FORCE_RESET=true truncates the demo tables first.\n";
+    "unless events already exist, then the SMS demo data (20,000 messages) unless SMS data\n"
+    "already exists. SEED_FORCE_RESET=true truncates the demo and SMS tables first.\n";
 
 static const char usage_version[] = "Usage: analyticsd version\n\nPrints the version.\n";
 
@@ -83,8 +84,8 @@ static int run_db_command(config_role role)
     if (conn != NULL) {
         if (role == CONFIG_ROLE_MIGRATE)
             rc = migrate_run(conn) == 0 ? 0 : 1;
-        else
-            rc = seed_run(conn, cfg.seed_force_reset) == 0 ? 0 : 1;
+        else /* the seed role does not read SMS_HOURLY_RETENTION_DAYS: its default (90) */
+            rc = seed_run(conn, cfg.seed_force_reset, cfg.sms_hourly_retention_days) ? 1 : 0;
         PQfinish(conn);
     }
     config_free(&cfg);

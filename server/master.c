@@ -590,7 +590,7 @@ static int run_startup_database_work(config *cfg)
     }
     if (cfg->auto_seed) {
         PGconn *conn = pgsession_connect(cfg->database_url, "seed");
-        int rc = conn ? seed_run(conn, false) : -1;
+        int rc = conn ? seed_run(conn, false, cfg->sms_hourly_retention_days) : -1;
         PQfinish(conn);
         if (rc != 0) {
             log_error("startup seed failed");

@@ -158,7 +158,7 @@ static void test_migrate_empty_then_noop(void **state)
     fixture *f = *state;
     PGconn *c = f->conn;
     const char *out = run_ok(f, "migrate", NULL);
-    assert_non_null(strstr(out, "4 script(s) applied"));
+    assert_non_null(strstr(out, "5 script(s) applied"));
 
     expect_int(c,
                "SELECT count(*) FROM unnest(ARRAY['event_sources', 'analytics_events',"
@@ -172,7 +172,8 @@ static void test_migrate_empty_then_noop(void **state)
                "(ARRAY[''pending''::text, ''running''::text]))'",
                1);
     expect_text(c, "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations",
-                "0001_init.sql,0002_reference_data.sql,0003_durable_recompute.sql,0004_sms.sql");
+                "0001_init.sql,0002_reference_data.sql,0003_durable_recompute.sql,0004_sms.sql,"
+                "0005_sms_reads.sql");
     /* SMS.md §3.1: the anlyt tables, and partitions from 92 days back to two months ahead. */
     expect_int(c,
                "SELECT count(*) FROM pg_tables WHERE schemaname = 'anlyt'"
@@ -289,7 +290,7 @@ static void test_migrate_applies_only_0003(void **state)
     assert_non_null(strstr(out, "1 script(s) applied"));
 
     /* 0001/0002 and the unknown version untouched; 0003 recorded now. */
-    expect_int(c, "SELECT count(*) FROM schema_migrations", 5);
+    expect_int(c, "SELECT count(*) FROM schema_migrations", 6);
     char *after = testdb_query_text(c, "SELECT string_agg(version || '@' || applied_at::text,"
                                        " ',' ORDER BY version) FROM schema_migrations"
                                        " WHERE version <> '0003_durable_recompute.sql'");
@@ -491,6 +492,89 @@ static void check_seed_facts(PGconn *c)
                3);
 }
 
+/* ---- SMS demo data (SMS.md §8; the totals README.md states) ------------------------------ */
+
+#define SMS_DEMO_LOG                                                                               \
+    "seeded SMS demo data: 43519 messages: 42814 accepted, 681 duplicate, 4 ignored, 20 rejected"
+
+/* total:delivered:failed:pending:cost:latency sum:samples:peak_tps of one scope's hours. */
+#define SMS_DEMO_TOTALS_SQL(scope)                                                                 \
+    "SELECT sum(total_messages) || ':' || sum(delivered_messages) || ':' ||"                       \
+    " sum(failed_messages) || ':' || sum(pending_messages) || ':' || sum(total_cost) || ':' ||"    \
+    " sum(latency_sum_ms) || ':' || sum(latency_sample_count) || ':' || max(peak_tps) || ':' ||"   \
+    " count(DISTINCT scope_id) FROM anlyt.metrics_hourly WHERE scope = '" scope "'"
+
+/* What the SMS tables hold; equal before and after a seed that must change nothing. */
+static const char sms_fingerprint_sql[] =
+    "SELECT concat_ws(':',"
+    " (SELECT md5(string_agg(concat_ws('|', hour_bucket, scope, scope_id, total_messages,"
+    "  delivered_messages, failed_messages, total_cost, peak_tps, updated_at), ','"
+    "  ORDER BY hour_bucket, scope, scope_id)) FROM anlyt.metrics_hourly),"
+    " (SELECT md5(string_agg(concat_ws('|', day_bucket, account_id, messages_sent, total_cost,"
+    "  updated_at), ',' ORDER BY day_bucket, account_id)) FROM anlyt.account_usage_daily),"
+    " (SELECT count(*) || '/' || coalesce(max(id), 0) FROM anlyt.rejected_events),"
+    " (SELECT count(*) FROM anlyt.processed_events),"
+    " (SELECT coalesce(ingested_through::text, '-') FROM anlyt.ingest_state))";
+
+static void check_sms_demo(PGconn *c)
+{
+    /* Every scope sums to the same totals: 4 operators, 40 accounts. */
+    expect_text(c, SMS_DEMO_TOTALS_SQL("PLATFORM"),
+                "20000:18513:1071:416:220.508190:109770889:18513:21:1");
+    expect_text(c, SMS_DEMO_TOTALS_SQL("OPERATOR"),
+                "20000:18513:1071:416:220.508190:109770889:18513:11:4");
+    expect_text(c, SMS_DEMO_TOTALS_SQL("ACCOUNT"),
+                "20000:18513:1071:416:220.508190:109770889:18513:6:40");
+    expect_text(c,
+                "SELECT sum(messages_sent) || ':' || sum(messages_delivered) || ':' ||"
+                " sum(messages_failed) || ':' || sum(total_cost) || ':' || sum(total_segments)"
+                " FROM anlyt.account_usage_daily",
+                "20000:18513:1071:220.508190:28714");
+    expect_text(c,
+                "SELECT sum(total_messages) || ':' || sum(delivered_messages) || ':' ||"
+                " sum(failed_messages) || ':' || sum(error_count) FROM anlyt.operator_performance",
+                "20000:18513:1071:743");
+    expect_int(c, "SELECT sum(n) FROM anlyt.latency_histogram WHERE scope = 'PLATFORM'", 18513);
+    /* Submitted from 00:00 UTC 29 days ago to 10 minutes ago. */
+    expect_int(c,
+               "SELECT count(*) FROM anlyt.metrics_hourly WHERE hour_bucket <"
+               " date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval"
+               " '29 days' OR hour_bucket > now() - interval '10 minutes'",
+               0);
+    expect_int(c,
+               "SELECT count(*) FROM anlyt.ingest_state WHERE ingested_through <= now() -"
+               " interval '10 minutes' AND ingested_through > now() - interval '1 day'",
+               1);
+    /* The 20 invalid messages: 2 of each of 10 kinds, as NATS messages. */
+    expect_text(c,
+                "SELECT string_agg(reason || '/' || coalesce(field, '-') || '/' || subject || '/'"
+                " || n, ',' ORDER BY reason, field) FROM (SELECT reason, field, subject, count(*)"
+                " n FROM anlyt.rejected_events WHERE transport = 'nats' GROUP BY 1, 2, 3) r",
+                "in_future/occurred_at/billing.events/2,invalid_field/account_id/billing.events/2,"
+                "invalid_field/cost/billing.events/2,invalid_field/status/sms.dlr.inbound/2,"
+                "invalid_json/-/billing.events/2,missing_field/cost/billing.events/2,"
+                "missing_field/event_id/billing.events/2,not_an_object/-/sms.dlr.inbound/2,"
+                "too_old/submitted_at/sms.dlr.inbound/2,"
+                "unknown_event_type/event_type/sms.dlr.inbound/2");
+    expect_int(c, "SELECT count(*) FROM anlyt.rejected_events", 20);
+    /* Dedupe records: the 42,814 accepted events, the 91 second final receipts under a new id
+     * (recorded, then duplicates of their message's final key) and one final key per finished
+     * message. */
+    expect_int(c, "SELECT count(*) FROM anlyt.processed_events", 42814 + 91 + 19584);
+    expect_int(c, "SELECT count(*) FROM anlyt.processed_events WHERE event_type = 'sms.dlr.final'",
+               20000 - 416);
+}
+
+static void expect_no_sms_data(PGconn *c)
+{
+    expect_int(c,
+               "SELECT (SELECT count(*) FROM anlyt.metrics_hourly) + (SELECT count(*) FROM"
+               " anlyt.account_usage_daily) + (SELECT count(*) FROM anlyt.processed_events) +"
+               " (SELECT count(*) FROM anlyt.rejected_events) + (SELECT count(*) FROM"
+               " anlyt.ingest_state WHERE ingested_through IS NOT NULL)",
+               0);
+}
+
 static void test_seed_facts_and_skip(void **state)
 {
     fixture *f = *state;
@@ -498,16 +582,22 @@ static void test_seed_facts_and_skip(void **state)
     (void)(run_ok(f, "migrate", NULL));
     const char *out = run_ok(f, "seed", NULL);
     assert_non_null(strstr(out, "seeded 25000 events"));
+    assert_non_null(strstr(out, SMS_DEMO_LOG));
     check_seed_facts(c);
+    check_sms_demo(c);
     expect_int(c, "SELECT count(*) FROM audit_entries", 0);
 
     /* Second seed: skipped, nothing changes. */
     char *runs = testdb_query_text(c, "SELECT string_agg(id::text || finished_at::text, ','"
                                       " ORDER BY id) FROM recompute_runs");
     char *snap = testdb_query_text(c, "SELECT sum(id) || ':' || count(*) FROM metric_snapshots");
+    char *sms = testdb_query_text(c, sms_fingerprint_sql);
     out = run_ok(f, "seed", NULL);
-    assert_non_null(strstr(out, "skipped"));
+    assert_non_null(strstr(out, "skipped, analytics_events already has rows"));
+    assert_non_null(strstr(out, "SMS demo data skipped"));
     assert_null(strstr(out, "seeded 25000 events"));
+    assert_null(strstr(out, "seeded SMS demo data"));
+    expect_text(c, sms_fingerprint_sql, sms);
     expect_int(c, "SELECT count(*) FROM analytics_events", 25000);
     expect_int(c, "SELECT count(*) FROM recompute_runs", 6);
     expect_text(c,
@@ -515,8 +605,32 @@ static void test_seed_facts_and_skip(void **state)
                 " recompute_runs",
                 runs);
     expect_text(c, "SELECT sum(id) || ':' || count(*) FROM metric_snapshots", snap);
+
+    /* 48 h later the dedupe records are purged: still skipped (the watermark and the hours). */
+    testdb_exec(c, "DELETE FROM anlyt.processed_events");
+    free(sms);
+    sms = testdb_query_text(c, sms_fingerprint_sql);
+    out = run_ok(f, "seed", NULL);
+    assert_non_null(strstr(out, "SMS demo data skipped"));
+    expect_text(c, sms_fingerprint_sql, sms);
+    /* ... and so it is when only the watermark, or only the hourly rows, are left. */
+    testdb_exec(c, "CREATE TABLE hourly_copy AS SELECT * FROM anlyt.metrics_hourly;"
+                   " DELETE FROM anlyt.metrics_hourly");
+    free(sms);
+    sms = testdb_query_text(c, sms_fingerprint_sql);
+    out = run_ok(f, "seed", NULL);
+    assert_non_null(strstr(out, "SMS demo data skipped"));
+    expect_text(c, sms_fingerprint_sql, sms);
+    testdb_exec(c, "INSERT INTO anlyt.metrics_hourly SELECT * FROM hourly_copy;"
+                   " UPDATE anlyt.ingest_state SET ingested_through = NULL");
+    free(sms);
+    sms = testdb_query_text(c, sms_fingerprint_sql);
+    out = run_ok(f, "seed", NULL);
+    assert_non_null(strstr(out, "SMS demo data skipped"));
+    expect_text(c, sms_fingerprint_sql, sms);
     free(runs);
     free(snap);
+    free(sms);
 }
 
 /* Adds rows a reset must remove, and returns the current run ids (caller frees). */
@@ -527,13 +641,19 @@ static char *dirty_database(PGconn *c)
                    " INSERT INTO recompute_runs (report_slug, window_name, date_from, date_to,"
                    " requested_by, status) VALUES ('top-entities', 'day', '2026-01-01',"
                    " '2026-01-02', 'someone', 'pending');"
-                   " UPDATE report_definitions SET is_public = FALSE WHERE slug = 'status-counts'");
+                   " UPDATE report_definitions SET is_public = FALSE WHERE slug = 'status-counts';"
+                   " INSERT INTO anlyt.rejected_events (transport, reason, payload) VALUES"
+                   " ('http', 'invalid_json', '\\x00');"
+                   " INSERT INTO anlyt.processed_events (event_id, event_type) VALUES"
+                   " ('someone-else', 'billing.message.charged')");
     return testdb_query_text(c, "SELECT string_agg(id::text, ',') FROM recompute_runs");
 }
 
 static void check_reset(PGconn *c, const char *old_ids)
 {
     check_seed_facts(c);
+    check_sms_demo(c); /* emptied, then loaded once: not doubled, no foreign row left */
+    expect_int(c, "SELECT min(id) FROM anlyt.rejected_events", 1);
     expect_text(c, "SELECT min(id) || ':' || max(id) FROM analytics_events", "1:25000");
     expect_int(c, "SELECT count(*) FROM analytics_events WHERE external_ref <> 'evt-' || id", 0);
     expect_int(c, "SELECT count(*) FROM audit_entries", 0);
@@ -554,9 +674,9 @@ static void test_seed_force_reset_direct(void **state)
     fixture *f = *state;
     PGconn *c = f->conn;
     assert_int_equal(migrate_run(c), 0);
-    assert_int_equal(seed_run(c, false), 0);
+    assert_int_equal(seed_run(c, false, 90), 0);
     f->old_ids = dirty_database(c);
-    assert_int_equal(seed_run(c, true), 0);
+    assert_int_equal(seed_run(c, true, 90), 0);
     check_reset(c, f->old_ids);
     /* The session is reusable: no advisory lock or transaction left behind. */
     expect_int(c,
@@ -576,6 +696,7 @@ static void test_seed_force_reset_binary(void **state)
     f->old_ids = dirty_database(c);
     const char *out = run_ok(f, "seed", "SEED_FORCE_RESET=true");
     assert_non_null(strstr(out, "seeded 25000 events"));
+    assert_non_null(strstr(out, SMS_DEMO_LOG));
     check_reset(c, f->old_ids);
 }
 
@@ -593,6 +714,26 @@ static void test_seed_without_schema_fails(void **state)
     expect_int(f->conn, "SELECT count(*) FROM analytics_events", 0);
     expect_int(f->conn, "SELECT count(*) FROM recompute_runs", 0);
     expect_int(f->conn, "SELECT count(*) FROM metric_snapshots", 0);
+    expect_no_sms_data(f->conn); /* the SMS part never ran */
+
+    /* The SMS part fails halfway, at the batch holding the 14th invalid message (about the 30th
+     * batch): the report demo stays, and not one SMS row. */
+    testdb_exec(f->conn, "INSERT INTO event_sources (slug, provider_name, description) VALUES"
+                         " ('paypal', 'PayPal', 'Wallet checkout event stream.');"
+                         " ALTER TABLE anlyt.rejected_events ADD CONSTRAINT not_14 CHECK"
+                         " (event_id IS DISTINCT FROM 'demo-r-014')");
+    assert_int_equal(run_cmd(f, "seed", NULL, &p), 1);
+    assert_non_null(strstr(p.out, "seeded 25000 events"));
+    assert_non_null(strstr(p.out, "SMS demo data failed"));
+    testdb_proc_free(&p);
+    expect_int(f->conn, "SELECT count(*) FROM analytics_events", 25000);
+    expect_no_sms_data(f->conn);
+    /* Once it works again, the next seed loads the SMS part alone. */
+    testdb_exec(f->conn, "ALTER TABLE anlyt.rejected_events DROP CONSTRAINT not_14");
+    const char *out = run_ok(f, "seed", NULL);
+    assert_non_null(strstr(out, "skipped, analytics_events already has rows"));
+    assert_non_null(strstr(out, SMS_DEMO_LOG));
+    check_sms_demo(f->conn);
 }
 
 /* ---- rebuild --------------------------------------------------------------------------- */
@@ -618,7 +759,7 @@ static void test_rebuild(void **state)
     fixture *f = *state;
     PGconn *c = f->conn;
     assert_int_equal(migrate_run(c), 0);
-    assert_int_equal(seed_run(c, false), 0);
+    assert_int_equal(seed_run(c, false, 90), 0);
     char *fp = testdb_query_text(c, fingerprint_sql);
     char *t0 = testdb_query_text(c, "SELECT max(date_to)::text FROM recompute_runs");
 
