@@ -4,30 +4,42 @@
  * deployment-wide periodic work (the SMS rollup and maintenance; the report scheduler later).
  * Runs in the supervisor.
  *
- * The leader holds a session-level advisory lock on its own PostgreSQL session. PostgreSQL
- * releases it when that session ends (the process died, the connection broke), so another
- * supervisor takes over at its next poll; nothing about leadership lives in one host's memory.
+ * The leader holds a session-level advisory lock on a PostgreSQL session of its own (role
+ * "leader"), used for nothing else: the supervisor's other work (long maintenance statements,
+ * a session reset after a failure) never touches it. PostgreSQL releases the lock when that
+ * session ends (the process died, the connection broke), so another supervisor takes over at
+ * its next poll; nothing about leadership lives in one host's memory.
  */
 #ifndef ANALYTICSD_LEADER_H
 #define ANALYTICSD_LEADER_H
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* The advisory lock (two-key form, distinct from the one-key locks on run ids). */
 #define LEADER_LOCK_CLASS 1634626676 /* 0x616e6c74, "anlt" */
 #define LEADER_LOCK_ID    1
 
 typedef struct leader {
+    const char *url; /* DATABASE_URL (not owned) */
+    PGconn *conn;    /* the session holding the lock while leading; NULL when not connected */
+    int64_t last_connect_ns;
     bool leading; /* as of the last poll */
 } leader;
 
+/* A leader that is not leading and not connected, for the database at url. */
+void leader_init(leader *l, const char *url);
+
 /*
- * Asks PostgreSQL, on conn (the caller's session, which holds the lock while it leads), whether
- * this process leads: it does if its session already holds the lock or takes it now. Logs when
- * leadership is gained or lost. A NULL conn or a failed query counts as not leading (the caller
- * resets a broken session; a new session has to take the lock again). Returns l->leading.
+ * Asks PostgreSQL whether this process leads: it does if its session already holds the lock
+ * or takes it now. (Re)connects the session when needed, at most once a second. Logs when
+ * leadership is gained or lost. A failed connection or query counts as not leading (the broken
+ * session is closed, which releases the lock if it still held it). Returns l->leading.
  */
-bool leader_poll(leader *l, PGconn *conn);
+bool leader_poll(leader *l);
+
+/* Closes the session (releasing leadership). */
+void leader_close(leader *l);
 
 #endif

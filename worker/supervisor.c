@@ -189,7 +189,7 @@ static int sms_maintenance(supervisor *s)
 static void leader_tick(supervisor *s, int64_t now)
 {
     bool was = s->lead.leading;
-    if (!leader_poll(&s->lead, supervisor_pg(s)))
+    if (!leader_poll(&s->lead) || supervisor_pg(s) == NULL)
         return;
     if (!was)
         s->rollup_due = s->maintenance_due = now;
@@ -205,6 +205,7 @@ static void leader_tick(supervisor *s, int64_t now)
 int supervisor_main(const config *cfg, ring_t *ring, int slot)
 {
     supervisor s = {.cfg = cfg, .ring = ring, .slot = slot};
+    leader_init(&s.lead, cfg->database_url);
     int stopfd = stopsignal_open();
     if (stopfd < 0)
         return EXIT_CHILD_CRASHED;
@@ -254,6 +255,7 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         if (second || scan)
             refill(&s);
     }
+    leader_close(&s.lead);
     PQfinish(s.pg);
     return EXIT_CHILD_STOPPED;
 }
