@@ -10,7 +10,7 @@ Runs in the shell of whoever started bench/run, as short-lived child processes:
   rebuild-sql MODE FROM TO [PAIRS]  a psql script rebuilding the pairs (MODE raw|ours), timed
   recompute-service ...             trigger runs over HTTP, wait for them, print the wall time
   dispatch-probe ...                trigger one run, poll until completed, print ms
-  report RESULTS FACTS              the final table (medians, ratios, PASS/MISS)
+  report RESULTS FACTS              the final table (medians, ratios, PASS/MISS) of benchmarks 1-7
 
 Results are appended by bench/run to a TSV file, one measurement per line: "key<TAB>value".
 Every loop here is bounded in time.
@@ -463,6 +463,61 @@ def report(results_path, facts_path):
                 add("6 ingest exactness" if who == "ours" else "", case, "OK" if ok else "MISMATCH",
                     "", "", "exact", "PASS" if ok else "MISMATCH")
 
+    # 7. SMS reads
+    if facts.get("sms_rounds"):
+        cc = facts.get("sms_cached_conns", "?")
+        for route, label in (("summary", "7 SMS summary, 30 days"),
+                             ("operators", "7 SMS operator list, 30 days")):
+            for c in facts.get("sms_conns", "").split():
+                o = "sms.%s.uncached.c%s.ours" % (route, c)
+                p = "sms.%s.uncached.c%s.pgbench" % (route, c)
+                ors, ptps = med(res, o + ".steady"), med(res, p + ".tps")
+                if ors is None and ptps is None:
+                    continue
+                ratio = ors / ptps if ors and ptps else None
+                add(label, "uncached c=%s req/s vs pgbench tps (same SQL)" % c, fmt(ors), fmt(ptps),
+                    fmt(ratio), ">= 0.80", verdict(ratio, 0.8))
+                # Informative: wrk's and pgbench's own figures, over the whole run (wrk loses the
+                # requests in flight at its end, pgbench its backends' slow first calls).
+                wall, pall = med(res, o + ".rps"), med(res, p + ".tps_all")
+                if wall is not None and pall is not None:
+                    add(label, "uncached c=%s whole run: wrk req/s vs pgbench's tps" % c, fmt(wall),
+                        fmt(pall), fmt(wall / pall if pall else None), "", "")
+                add(label, "uncached c=%s p50 / p99 ms (ours)" % c, fmt(med(res, o + ".p50")),
+                    "", "p99 " + fmt(med(res, o + ".p99")), "", "")
+                bad = sum(res.get(o + ".bad", [0])) + sum(res.get(
+                    "sms.%s.uncached.c%s.pgbench.failed" % (route, c), [0]))
+                if bad:
+                    add(label, "uncached c=%s non-2xx/errors/failed" % c, "%d" % bad, "", "", "0", "MISS")
+            o, h = "sms.%s.cached.c%s.ours" % (route, cc), "sms.%s.cached.c%s.h2o" % (route, cc)
+            ors, hrs = med(res, o + ".rps"), med(res, h + ".rps")
+            if ors is None and hrs is None:
+                continue
+            ratio = ors / hrs if ors and hrs else None
+            add(label, "cached c=%s req/s vs h2o static" % cc, fmt(ors), fmt(hrs), fmt(ratio),
+                ">= 0.70", verdict(ratio, 0.7))
+            op99, hp99 = med(res, o + ".p99"), med(res, h + ".p99")
+            add(label, "cached c=%s p99 ms (info)" % cc, fmt(op99), fmt(hp99),
+                fmt(op99 / hp99 if op99 and hp99 else None), "", "")
+            ocpu, hcpu = med(res, o + ".cpu_us"), med(res, h + ".cpu_us")
+            if ocpu and hcpu:
+                add(label, "cached c=%s machine CPU us/req (ratio h2o/ours)" % cc, fmt(ocpu),
+                    fmt(hcpu), fmt(hcpu / ocpu), "", "")
+            bad = sum(res.get(o + ".bad", [0]))
+            if bad:
+                add(label, "cached c=%s non-2xx/errors" % cc, "%d" % bad, "", "", "0", "MISS")
+        p95, rp95 = med(res, "sms.metrics.ours.p95"), med(res, "sms.metrics.pgbench.p95")
+        if p95 is not None:
+            n = int(med(res, "sms.metrics.ours.n") or 0)
+            label = "7 SMS operator metrics, 90 days"
+            add(label, "uncached p95 ms, %d sequential (vs pgbench -c 1)" % n, fmt(p95), fmt(rp95),
+                fmt(p95 / rp95 if rp95 else None), "< 20 ms", "PASS" if p95 < 20.0 else "MISS")
+            p50, rp50 = med(res, "sms.metrics.ours.p50"), med(res, "sms.metrics.pgbench.p50")
+            add(label, "uncached median ms (vs pgbench -c 1)", fmt(p50), fmt(rp50),
+                fmt(p50 / rp50 if p50 and rp50 else None), "", "")
+            add(label, "uncached max ms (vs pgbench -c 1)", fmt(med(res, "sms.metrics.ours.max")),
+                fmt(med(res, "sms.metrics.pgbench.max")), "", "", "")
+
     last = None  # print each benchmark's label once
     for i, r in enumerate(rows):
         if r[0] and r[0] == last:
@@ -473,12 +528,15 @@ def report(results_path, facts_path):
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     line = "  ".join("%-*s" % (w, h) for w, h in zip(widths, head))
     parts = []
-    if any(not r[0].startswith("6 ") for r in rows if r[0]):
+    if any(not r[0].startswith(("6 ", "7 ")) for r in rows if r[0]):
         parts.append("medians of %s rounds; reference = h2o static / pgbench / raw SQL via psql"
                      % rounds)
     if facts.get("ingest_events"):
         parts.append("benchmark 6: medians of %s round(s); references = psql replay / cnats drain"
                      % facts["ingest_rounds"])
+    if facts.get("sms_rounds"):
+        parts.append("benchmark 7: medians of %s round(s); references = pgbench running the "
+                     "route's statement / h2o static" % facts["sms_rounds"])
     print("Results (%s)" % "; ".join(parts))
     print(line)
     print("-" * len(line))
