@@ -32,20 +32,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                            + 0.5)::INTEGER END
 $$;
 
--- P50, P95 and P99 (the lower percentile: the smallest value v with at least ceil(q*n) samples
--- at or below v) of the sketch whose bucket counts are p_n[i] for bucket p_b[i]; a bucket may
--- appear several times (hours not summed yet). NULL over zero samples.
-CREATE FUNCTION anlyt.sketch_quantiles(p_b SMALLINT[], p_n BIGINT[]) RETURNS INTEGER[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN max(tot) > 0 THEN
-               ARRAY[anlyt.sketch_value(min(b) FILTER (WHERE cum >= ceil(0.50 * tot))),
-                     anlyt.sketch_value(min(b) FILTER (WHERE cum >= ceil(0.95 * tot))),
-                     anlyt.sketch_value(min(b) FILTER (WHERE cum >= ceil(0.99 * tot)))]
-           END
-    FROM (SELECT b, sum(n) OVER (ORDER BY b) AS cum, sum(n) OVER () AS tot
-          FROM unnest(p_b, p_n) AS u(b, n)) AS x
-$$;
-
 -- 4. Daily rollup (SMS.md §3.3): takes the days marked by the batches and recomputes, from their
 -- hours, their metrics_daily rows and daily sketches and the hourly latency_p95_ms of
 -- operator_performance. Days before p_keep_from (hours leaving the retention) keep their last
@@ -113,14 +99,10 @@ BEGIN
     WHERE l.n <> EXCLUDED.n;
 
     UPDATE anlyt.operator_performance o SET latency_p95_ms = q.p95
-    FROM (SELECT h.hour_bucket, h.scope_id::UUID AS operator_id,
-                 (anlyt.sketch_quantiles(array_agg(h.bucket), array_agg(h.n)))[2] AS p95
-          FROM unnest(v_days) AS d(day)
-          JOIN anlyt.latency_histogram h
-            ON h.hour_bucket >= d.day AND h.hour_bucket < d.day + interval '1 day'
-          WHERE h.scope = 'OPERATOR'
-          GROUP BY 1, 2) AS q
-    WHERE o.hour_bucket = q.hour_bucket AND o.operator_id = q.operator_id
+    FROM unnest(v_days) AS d(day),
+         LATERAL anlyt.sketch_percentiles('OPERATOR', NULL, d.day, d.day + interval '1 day',
+                                          'hour', true) AS q
+    WHERE o.hour_bucket = q.bucket AND o.operator_id = q.scope_id::UUID
       AND o.latency_p95_ms IS DISTINCT FROM q.p95;
 
     RETURN cardinality(v_days);
@@ -178,7 +160,7 @@ LANGUAGE sql STABLE AS $$
     FROM anlyt.latency_histogram_daily x
     WHERE x.scope = p_scope AND (p_id IS NULL OR x.scope_id = p_id)
       AND x.day_bucket >= p_lo AND x.day_bucket < p_hi
-      AND NOT EXISTS (SELECT 1 FROM anlyt.rollup_days d WHERE d.day_bucket = x.day_bucket)
+      AND x.day_bucket <> ALL (ARRAY(SELECT d.day_bucket FROM anlyt.rollup_days d))
     UNION ALL
     SELECT x.scope_id, x.hour_bucket, x.bucket, x.n
     FROM anlyt.rollup_days d
@@ -186,6 +168,40 @@ LANGUAGE sql STABLE AS $$
       ON x.hour_bucket >= d.day_bucket AND x.hour_bucket < d.day_bucket + interval '1 day'
     WHERE x.scope = p_scope AND (p_id IS NULL OR x.scope_id = p_id)
       AND d.day_bucket >= p_lo AND d.day_bucket < p_hi
+$$;
+
+-- P50, P95 and P99 of the sketches of one scope (p_id NULL: every id) over [p_lo, p_hi), per id
+-- and per p_unit ('hour', 'day', 'month'; NULL: the whole range, bucket NULL), from the hourly
+-- sketches when p_hourly, else from sketch_rows. The lower percentile: the value of the first
+-- sketch bucket at which the running count reaches ceil(q * n) (exact numeric arithmetic).
+-- Groups without samples have no row (their percentiles are null).
+CREATE FUNCTION anlyt.sketch_percentiles(p_scope TEXT, p_id TEXT, p_lo TIMESTAMPTZ,
+                                         p_hi TIMESTAMPTZ, p_unit TEXT, p_hourly BOOLEAN)
+RETURNS TABLE (scope_id TEXT, bucket TIMESTAMPTZ, p50 INTEGER, p95 INTEGER, p99 INTEGER)
+LANGUAGE sql STABLE AS $$
+    WITH r AS (
+        SELECT s.scope_id, s.at, s.bucket, s.n
+        FROM anlyt.sketch_rows(p_scope, p_id, p_lo, p_hi) AS s
+        WHERE NOT p_hourly
+        UNION ALL
+        SELECT h.scope_id, h.hour_bucket, h.bucket, h.n
+        FROM anlyt.latency_histogram h
+        WHERE p_hourly AND h.scope = p_scope AND (p_id IS NULL OR h.scope_id = p_id)
+          AND h.hour_bucket >= p_lo AND h.hour_bucket < p_hi
+    ), g AS (
+        SELECT r.scope_id, date_trunc(p_unit, r.at) AS grp, r.bucket AS b, sum(r.n) AS n
+        FROM r GROUP BY 1, 2, 3
+    ), w AS (
+        SELECT g.scope_id, g.grp, g.b,
+               sum(g.n) OVER (PARTITION BY g.scope_id, g.grp ORDER BY g.b) AS cum,
+               sum(g.n) OVER (PARTITION BY g.scope_id, g.grp) AS tot
+        FROM g
+    )
+    SELECT w.scope_id, w.grp,
+           anlyt.sketch_value(min(w.b) FILTER (WHERE w.cum >= ceil(0.50 * w.tot))),
+           anlyt.sketch_value(min(w.b) FILTER (WHERE w.cum >= ceil(0.95 * w.tot))),
+           anlyt.sketch_value(min(w.b) FILTER (WHERE w.cum >= ceil(0.99 * w.tot)))
+    FROM w GROUP BY 1, 2
 $$;
 
 -- The counters of one scope (p_id NULL: every id) per hour (from p_floor on) and per day
@@ -232,19 +248,20 @@ LANGUAGE sql STABLE AS $$
                coalesce(max(peak), 0) AS peak
         FROM anlyt.counter_rows('PLATFORM', 'platform', p_lo, p_hi, p_floor)
     ), q AS (
-        SELECT anlyt.sketch_quantiles(array_agg(bucket), array_agg(n)) AS q
-        FROM anlyt.sketch_rows('PLATFORM', 'platform', p_lo, p_hi)
+        SELECT ARRAY[max(p50), max(p95), max(p99)] AS q
+        FROM anlyt.sketch_percentiles('PLATFORM', 'platform', p_lo, p_hi, NULL, false)
     )
     SELECT c.t, c.d, c.f, GREATEST(c.t - c.d - c.f, 0), anlyt.ratio6(c.d, c.t),
            anlyt.ratio6(c.f, c.t), round(c.cost, 6), anlyt.ratio6(c.cost, c.t),
            CASE WHEN c.lc > 0 THEN round(c.ls::NUMERIC / c.lc) END, q.q[1], q.q[2], q.q[3],
            c.peak,
-           (SELECT count(DISTINCT a.account_id) FROM anlyt.account_usage_daily a
-            WHERE a.day_bucket >= p_lo AND a.day_bucket < p_hi
-              AND (a.messages_sent > 0 OR a.messages_delivered > 0 OR a.messages_failed > 0)),
-           (SELECT count(DISTINCT o.scope_id)
-            FROM anlyt.counter_rows('OPERATOR', NULL, p_lo, p_hi, p_floor) o
-            WHERE o.t > 0 OR o.d > 0 OR o.f > 0),
+           (SELECT count(*) FROM (SELECT DISTINCT a.account_id FROM anlyt.account_usage_daily a
+                                  WHERE a.day_bucket >= p_lo AND a.day_bucket < p_hi
+                                    AND (a.messages_sent > 0 OR a.messages_delivered > 0
+                                         OR a.messages_failed > 0)) AS x),
+           (SELECT count(*) FROM (SELECT DISTINCT o.scope_id
+                                  FROM anlyt.counter_rows('OPERATOR', NULL, p_lo, p_hi, p_floor) o
+                                  WHERE o.t > 0 OR o.d > 0 OR o.f > 0) AS x),
            (SELECT s.ingested_through FROM anlyt.ingest_state s), now()
     FROM c, q
 $$;
@@ -262,15 +279,13 @@ LANGUAGE sql STABLE AS $$
         FROM anlyt.counter_rows('OPERATOR', NULL, p_lo, p_hi, p_floor)
         GROUP BY scope_id
         HAVING sum(t) > 0 OR sum(d) > 0 OR sum(f) > 0
-    ), q AS (
-        SELECT scope_id, anlyt.sketch_quantiles(array_agg(bucket), array_agg(n)) AS q
-        FROM anlyt.sketch_rows('OPERATOR', NULL, p_lo, p_hi)
-        GROUP BY scope_id
     )
     SELECT c.scope_id::UUID, c.t, c.d, c.f, GREATEST(c.t - c.d - c.f, 0), anlyt.ratio6(c.d, c.t),
            anlyt.ratio6(c.f, c.t), CASE WHEN c.lc > 0 THEN round(c.ls::NUMERIC / c.lc) END,
-           q.q[1], q.q[2], q.q[3], c.peak, c.err
-    FROM c LEFT JOIN q ON q.scope_id = c.scope_id
+           q.p50, q.p95, q.p99, c.peak, c.err
+    FROM c
+    LEFT JOIN anlyt.sketch_percentiles('OPERATOR', NULL, p_lo, p_hi, NULL, false) AS q
+      ON q.scope_id = c.scope_id
 $$;
 
 -- GET /api/v1/sms/operators: the page, each row with the total count; an empty page is one row
@@ -330,8 +345,6 @@ RETURNS TABLE (found BOOLEAN, bucket TIMESTAMPTZ, total_messages BIGINT,
 LANGUAGE sql STABLE AS $$
     WITH c AS (
         SELECT * FROM anlyt.counter_rows('OPERATOR', p_id::TEXT, p_lo, p_hi, p_floor)
-    ), sk AS (
-        SELECT * FROM anlyt.sketch_rows('OPERATOR', p_id::TEXT, p_lo, p_hi)
     ), series AS (
         SELECT date_trunc(p_window, c.at) AS bucket, sum(c.t)::BIGINT AS t,
                sum(c.d)::BIGINT AS d, sum(c.f)::BIGINT AS f, sum(c.ls) AS ls, sum(c.lc) AS lc,
@@ -339,20 +352,18 @@ LANGUAGE sql STABLE AS $$
         FROM c WHERE p_window = 'day' OR c.hourly
         GROUP BY 1
     ), series_q AS (
-        SELECT date_trunc(p_window, x.at) AS bucket,
-               anlyt.sketch_quantiles(array_agg(x.bucket), array_agg(x.n)) AS q
-        FROM (SELECT sk.at, sk.bucket, sk.n FROM sk WHERE p_window = 'day'
-              UNION ALL
-              SELECT h.hour_bucket, h.bucket, h.n FROM anlyt.latency_histogram h
-              WHERE p_window = 'hour' AND h.scope = 'OPERATOR' AND h.scope_id = p_id::TEXT
-                AND h.hour_bucket >= GREATEST(p_lo, p_floor) AND h.hour_bucket < p_hi) AS x
-        GROUP BY 1
+        SELECT * FROM anlyt.sketch_percentiles(
+            'OPERATOR', p_id::TEXT,
+            CASE WHEN p_window = 'hour' THEN GREATEST(p_lo, p_floor) ELSE p_lo END, p_hi,
+            p_window, p_window = 'hour')
     ), tot AS (
         SELECT coalesce(sum(c.t), 0)::BIGINT AS t, coalesce(sum(c.d), 0)::BIGINT AS d,
                coalesce(sum(c.f), 0)::BIGINT AS f, coalesce(sum(c.ls), 0) AS ls,
                coalesce(sum(c.lc), 0) AS lc, coalesce(max(c.peak), 0) AS peak,
                coalesce(sum(c.err), 0)::BIGINT AS err,
-               (SELECT anlyt.sketch_quantiles(array_agg(sk.bucket), array_agg(sk.n)) FROM sk) AS q
+               (SELECT ARRAY[q.p50, q.p95, q.p99]
+                FROM anlyt.sketch_percentiles('OPERATOR', p_id::TEXT, p_lo, p_hi, NULL, false) q)
+                   AS q
         FROM c
     )
     SELECT EXISTS (SELECT 1 FROM anlyt.operator_performance o WHERE o.operator_id = p_id)
@@ -365,7 +376,7 @@ LANGUAGE sql STABLE AS $$
     UNION ALL
     SELECT NULL, s.bucket, s.t, s.d, s.f, GREATEST(s.t - s.d - s.f, 0), anlyt.ratio6(s.d, s.t),
            anlyt.ratio6(s.f, s.t), CASE WHEN s.lc > 0 THEN round(s.ls::NUMERIC / s.lc) END,
-           q.q[1], q.q[2], q.q[3], s.peak, s.err, NULL, NULL
+           q.p50, q.p95, q.p99, s.peak, s.err, NULL, NULL
     FROM series s LEFT JOIN series_q q ON q.bucket = s.bucket
     WHERE s.t <> 0 OR s.d <> 0 OR s.f <> 0 OR s.err <> 0
     ORDER BY 2 NULLS FIRST
