@@ -24,6 +24,7 @@ typedef struct http_app {
     ring_t *ring;                /* job ring: the trigger's fast path offers new run ids here */
     struct catalogue *catalogue; /* report catalogue held in memory (server/catalogue.h) */
     struct sms_cache *sms_cache; /* SMS read answers (server/sms_cache.h); NULL until used */
+    struct sms_fill *sms_fills;  /* SMS read statements in flight, by cache key (sms_http.c) */
 } http_app;
 
 /*

@@ -15,15 +15,39 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
 
 #define SMS_HTTP_CACHE_SLOTS 256
+
+/*
+ * A statement in flight for one cache key, shared by every request that misses that key while
+ * it runs (without it, each expiry sent one statement per waiting request: up to 32 per worker
+ * at 64 connections). It renders from its own copy of the first request's parameters, so it
+ * outlives any of its requests; a request whose client goes away just leaves the list. The
+ * answer is cached even when nobody waits any more.
+ */
+struct sms_fill {
+    struct sms_fill *next; /* app->sms_fills */
+    http_app *app;
+    char *key;
+    size_t key_len;
+    pgpool_query *q;
+    sms_read_req proto;    /* parameters and render of the first request (req NULL) */
+    sms_read_req *waiters; /* linked by next_waiter */
+};
 
 static void read_dispose(void *p)
 {
     sms_read_req *r = p;
     if (r->q != NULL)
         pgpool_cancel(r->q);
+    if (r->fill != NULL) { /* leave the fill's list; the fill goes on for the others */
+        sms_read_req **link = &r->fill->waiters;
+        while (*link != r)
+            link = &(*link)->next_waiter;
+        *link = r->next_waiter;
+    }
 }
 
 sms_read_req *sms_http_begin(http_app *app, h2o_req_t *req)
@@ -111,60 +135,109 @@ static sms_cache *worker_cache(http_app *app)
     return app->sms_cache;
 }
 
-typedef struct pending {
-    sms_read_req *r;
-    char *key; /* pool */
-    size_t key_len;
-} pending;
-
-static void on_result(void *data, PGresult *res)
+/* Renders res for r into a whole body; returns the status to answer (200, 404 or 500). */
+static int answer(const sms_read_req *r, PGresult *res, jbuf *b)
 {
-    pending *p = data;
-    sms_read_req *r = p->r;
-    r->q = NULL;
-    if (res == NULL) {
-        http_send_error(r->req, 500, "internal error");
-        return;
-    }
-    if (r->not_found != NULL && !sms_read_found(res)) {
-        http_send_error(r->req, 404, r->not_found);
-        return;
-    }
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_putc(&b, '{');
-    if (r->render(&b, res, r) != 0) {
+    if (res == NULL)
+        return 500;
+    if (r->not_found != NULL && !sms_read_found(res))
+        return 404;
+    jbuf_putc(b, '{');
+    if (r->render(b, res, r) != 0) {
         log_error("sms read: unexpected result shape (%d rows, %d columns)", PQntuples(res),
                   PQnfields(res));
-        jbuf_free(&b);
-        http_send_error(r->req, 500, "internal error");
-        return;
+        return 500;
     }
-    jbuf_puts(&b, "}\n");
-    sms_cache *c = worker_cache(r->app);
-    if (c != NULL)
-        sms_cache_put(c, p->key, p->key_len, b.data, b.len,
-                      clock_monotonic_ns() + r->app->cfg->sms_cache_ttl_ns);
-    http_send_body(r->req, 200, b.data, b.len);
+    jbuf_puts(b, "}\n");
+    return 200;
+}
+
+static void send_answer(h2o_req_t *req, const sms_read_req *r, int status, const jbuf *b)
+{
+    if (status == 200)
+        http_send_body(req, 200, b->data, b->len);
+    else
+        http_send_error(req, status, status == 404 ? r->not_found : "internal error");
+}
+
+/* Uncached reads (SMS_CACHE_TTL 0): one statement per request. */
+static void on_result(void *data, PGresult *res)
+{
+    sms_read_req *r = data;
+    r->q = NULL;
+    jbuf b;
+    jbuf_init(&b);
+    send_answer(r->req, r, answer(r, res, &b), &b);
     jbuf_free(&b);
+}
+
+static void on_fill_result(void *data, PGresult *res)
+{
+    struct sms_fill *f = data;
+    struct sms_fill **link = &f->app->sms_fills;
+    while (*link != f)
+        link = &(*link)->next;
+    *link = f->next;
+    jbuf b;
+    jbuf_init(&b);
+    int status = answer(&f->proto, res, &b);
+    if (status == 200)
+        sms_cache_put(worker_cache(f->app), f->key, f->key_len, b.data, b.len,
+                      clock_monotonic_ns() + f->app->cfg->sms_cache_ttl_ns);
+    while (f->waiters != NULL) {
+        sms_read_req *w = f->waiters;
+        f->waiters = w->next_waiter;
+        w->fill = NULL;
+        send_answer(w->req, &f->proto, status, &b);
+    }
+    jbuf_free(&b);
+    free(f->key);
+    free(f);
+}
+
+static void wait_for(struct sms_fill *f, sms_read_req *r)
+{
+    r->fill = f;
+    r->next_waiter = f->waiters;
+    f->waiters = r;
 }
 
 void sms_http_run(sms_read_req *r, const char *key, size_t key_len, const char *sql, int nparams,
                   const char *const *params)
 {
     sms_cache *c = worker_cache(r->app);
+    if (c == NULL) {
+        r->q = pgpool_exec(r->app->pg, sql, nparams, params, on_result, r);
+        if (r->q == NULL)
+            http_send_error(r->req, 500, "internal error");
+        return;
+    }
     const char *body;
     size_t len;
-    if (c != NULL && sms_cache_get(c, key, key_len, clock_monotonic_ns(), &body, &len)) {
+    if (sms_cache_get(c, key, key_len, clock_monotonic_ns(), &body, &len)) {
         http_send_body(r->req, 200, body, len);
         return;
     }
-    pending *p = h2o_mem_alloc_pool(&r->req->pool, sizeof(*p));
-    p->r = r;
-    p->key = h2o_mem_alloc_pool(&r->req->pool, key_len);
-    memcpy(p->key, key, key_len);
-    p->key_len = key_len;
-    r->q = pgpool_exec(r->app->pg, sql, nparams, params, on_result, p);
-    if (r->q == NULL)
+    for (struct sms_fill *f = r->app->sms_fills; f != NULL; f = f->next)
+        if (f->key_len == key_len && memcmp(f->key, key, key_len) == 0) {
+            wait_for(f, r);
+            return;
+        }
+    struct sms_fill *f = xcalloc(1, sizeof(*f));
+    f->app = r->app;
+    f->key = xmalloc(key_len);
+    memcpy(f->key, key, key_len);
+    f->key_len = key_len;
+    f->proto = *r;
+    f->proto.req = NULL;
+    f->q = pgpool_exec(r->app->pg, sql, nparams, params, on_fill_result, f);
+    if (f->q == NULL) {
+        free(f->key);
+        free(f);
         http_send_error(r->req, 500, "internal error");
+        return;
+    }
+    wait_for(f, r);
+    f->next = r->app->sms_fills;
+    r->app->sms_fills = f;
 }

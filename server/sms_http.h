@@ -30,6 +30,8 @@ typedef struct sms_read_req {
     char id[37];           /* path id, lower case (metrics, usage) */
     const char *not_found; /* 404 message when row 0 says the id is unknown; NULL: never */
     sms_render_fn render;
+    struct sms_fill *fill;            /* the shared statement this request waits for, or NULL */
+    struct sms_read_req *next_waiter; /* in fill->waiters */
 } sms_read_req;
 
 /*
@@ -64,9 +66,11 @@ int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
                          const char *sort_message, const char **sort, const char **desc);
 
 /*
- * Answers from the cache entry under key[0..key_len) if fresh; otherwise runs sql, renders the
- * result with r->render, answers 200 (or 404 r->not_found), and caches a 200 for SMS_CACHE_TTL.
- * A failed statement or rendering answers 500 `internal error` (the cause is logged).
+ * Answers from the cache entry under key[0..key_len) if fresh; otherwise waits for the
+ * statement already running for that key in this worker, or runs sql; renders the result with
+ * r->render, answers 200 (or 404 r->not_found), and caches a 200 for SMS_CACHE_TTL. With
+ * SMS_CACHE_TTL 0 every request runs its own statement. A failed statement or rendering
+ * answers 500 `internal error` (the cause is logged). The key must name every parameter.
  */
 void sms_http_run(sms_read_req *r, const char *key, size_t key_len, const char *sql, int nparams,
                   const char *const *params);

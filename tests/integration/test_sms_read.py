@@ -33,6 +33,8 @@ import math
 import os
 import random
 import re
+import subprocess
+import threading
 import time
 import urllib.parse
 from decimal import Decimal
@@ -1349,6 +1351,52 @@ def test_cache_ttl_visibility():
         svc.stop()
 
 
+def test_concurrent_misses_share_one_statement():
+    """With the cache on, requests that miss the same key while its statement runs wait for
+    that statement (one per worker) instead of each running their own: the answers of 24
+    requests sent while the statement is blocked carry at most one as_of per worker."""
+    svc = adtest.Service(DB, SMS_CACHE_TTL="60s", HTTP_WORKERS="2",
+                         MAX_REPORT_RANGE_DAYS=str(MAX_DAYS)).start()
+    hold = subprocess.Popen(["psql", DB.conninfo, "-X", "-q", "-At"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    results = []
+    try:
+        hold.stdin.write("BEGIN;\nLOCK TABLE anlyt.ingest_state IN ACCESS EXCLUSIVE MODE;\n"
+                         "SELECT 'held';\n")
+        hold.stdin.flush()
+        while hold.stdout.readline().strip() != "held":
+            pass
+        day = DAYS.A.isoformat()
+
+        def one():
+            results.append(fetch(SUMMARY, svc=svc, date_from=day, date_to=day))
+
+        threads = [threading.Thread(target=one) for _ in range(24)]
+        for t in threads:
+            t.start()
+        waiting = lambda: int(DB.sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type"
+                                     " = 'Lock' AND application_name LIKE '%:http:%'")[0][0])
+        assert adtest.wait_until(lambda: waiting() >= 1, 10)
+        time.sleep(1.0)  # let every request reach its worker
+        assert waiting() <= 2, waiting()
+    finally:
+        hold.stdin.write("COMMIT;\n")
+        hold.stdin.close()
+        hold.wait(10)
+    try:
+        for t in threads:
+            t.join(20)
+        assert len(results) == 24 and all(r.status == 200 for r in results), \
+            [r.status for r in results]
+        bodies = [r.json() for r in results]
+        assert len({b["meta"]["freshness"]["as_of"] for b in bodies}) <= 2, \
+            sorted({b["meta"]["freshness"]["as_of"] for b in bodies})
+        assert all(b["data"] == bodies[0]["data"] for b in bodies)
+        same(bodies[0]["data"], MODEL.summary(DAYS.A, DAYS.A), "coalesced answer")
+    finally:
+        svc.stop()
+
+
 def main():
     global DB, SVC
     adtest.require_env()
@@ -1380,7 +1428,8 @@ def main():
                  test_percentiles_across_month_partitions,
                  test_null_percentiles_without_samples,
                  test_freshness_meta,
-                 test_cache_ttl_visibility]
+                 test_cache_ttl_visibility,
+                 test_concurrent_misses_share_one_statement]
         selected = [t for t in tests if not only or t.__name__ == only]
         assert selected, "SMS_TEST_ONLY=%s names no test" % only
         adtest.run(selected)
