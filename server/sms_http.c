@@ -202,10 +202,21 @@ static void wait_for(struct sms_fill *f, sms_read_req *r)
     f->waiters = r;
 }
 
-void sms_http_run(sms_read_req *r, const char *key, size_t key_len, const char *sql, int nparams,
+void sms_http_run(sms_read_req *r, const char *route, const char *sql, int nparams,
                   const char *const *params)
 {
     sms_cache *c = worker_cache(r->app);
+    jbuf k;
+    jbuf_init(&k);
+    jbuf_puts(&k, route);
+    for (int i = 0; i < nparams; i++) {
+        jbuf_putc(&k, '|');
+        jbuf_puts(&k, params[i]);
+    }
+    char *key = h2o_mem_alloc_pool(&r->req->pool, k.len);
+    size_t key_len = k.len;
+    memcpy(key, k.data, key_len);
+    jbuf_free(&k);
     if (c == NULL) {
         r->q = pgpool_exec(r->app->pg, sql, nparams, params, on_result, r);
         if (r->q == NULL)

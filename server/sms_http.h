@@ -66,13 +66,14 @@ int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
                          const char *sort_message, const char **sort, const char **desc);
 
 /*
- * Answers from the cache entry under key[0..key_len) if fresh; otherwise waits for the
- * statement already running for that key in this worker, or runs sql; renders the result with
- * r->render, answers 200 (or 404 r->not_found), and caches a 200 for SMS_CACHE_TTL. With
- * SMS_CACHE_TTL 0 every request runs its own statement. A failed statement or rendering
- * answers 500 `internal error` (the cause is logged). The key must name every parameter.
+ * Answers from the worker's cache entry for this statement and parameters (the key is `route`
+ * and every parameter) if fresh; otherwise waits for the same statement already running in
+ * this worker, or runs sql; renders the result with r->render, answers 200 (or 404
+ * r->not_found), and caches a 200 for SMS_CACHE_TTL. With SMS_CACHE_TTL 0 every request runs
+ * its own statement. A failed statement or rendering answers 500 `internal error` (the cause is
+ * logged).
  */
-void sms_http_run(sms_read_req *r, const char *key, size_t key_len, const char *sql, int nparams,
+void sms_http_run(sms_read_req *r, const char *route, const char *sql, int nparams,
                   const char *const *params);
 
 #endif

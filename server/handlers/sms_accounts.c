@@ -43,13 +43,11 @@ void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m)
                              &desc) != 0)
         return;
     r->render = render_list;
-    char limit[24], offset[24], key[160];
+    char limit[24], offset[24];
     snprintf(limit, sizeof(limit), "%lld", (long long)r->limit);
     snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
-    int n = snprintf(key, sizeof(key), "accounts|%s|%s|%s|%s|%s|%s", r->lo, r->hi, sort, desc,
-                     limit, offset);
     const char *params[6] = {r->lo, r->hi, sort, desc, limit, offset};
-    sms_http_run(r, key, (size_t)n, SMS_READ_ACCOUNTS_SQL, 6, params);
+    sms_http_run(r, "accounts", SMS_READ_ACCOUNTS_SQL, 6, params);
 }
 
 void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *m)
@@ -70,8 +68,6 @@ void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *
     const char *window = month ? "month" : "day";
     r->render = render_usage;
     r->not_found = "account was not found";
-    char key[128];
-    int n = snprintf(key, sizeof(key), "account|%s|%s|%s|%s", r->id, r->lo, r->hi, window);
     const char *params[4] = {r->id, r->lo, r->hi, window};
-    sms_http_run(r, key, (size_t)n, SMS_READ_ACCOUNT_USAGE_SQL, 4, params);
+    sms_http_run(r, "account_usage", SMS_READ_ACCOUNT_USAGE_SQL, 4, params);
 }

@@ -47,13 +47,11 @@ void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m)
                              &desc) != 0)
         return;
     r->render = render_list;
-    char limit[24], offset[24], key[160];
+    char limit[24], offset[24];
     snprintf(limit, sizeof(limit), "%lld", (long long)r->limit);
     snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
-    int n = snprintf(key, sizeof(key), "operators|%s|%s|%s|%s|%s|%s|%s", r->lo, r->hi, r->floor,
-                     sort, desc, limit, offset);
     const char *params[7] = {r->lo, r->hi, r->floor, sort, desc, limit, offset};
-    sms_http_run(r, key, (size_t)n, SMS_READ_OPERATORS_SQL, 7, params);
+    sms_http_run(r, "operators", SMS_READ_OPERATORS_SQL, 7, params);
 }
 
 void sms_operator_metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
@@ -78,9 +76,6 @@ void sms_operator_metrics_handle(http_app *app, h2o_req_t *req, const route_matc
     const char *window = hour ? "hour" : "day";
     r->render = render_metrics;
     r->not_found = "operator was not found";
-    char key[128];
-    int n = snprintf(key, sizeof(key), "operator|%s|%s|%s|%s|%s", r->id, r->lo, r->hi, r->floor,
-                     window);
     const char *params[5] = {r->id, r->lo, r->hi, r->floor, window};
-    sms_http_run(r, key, (size_t)n, SMS_READ_OPERATOR_METRICS_SQL, 5, params);
+    sms_http_run(r, "operator_metrics", SMS_READ_OPERATOR_METRICS_SQL, 5, params);
 }

@@ -21,8 +21,6 @@ void sms_summary_handle(http_app *app, h2o_req_t *req, const route_match *m)
     if (r == NULL)
         return;
     r->render = render;
-    char key[64];
-    int n = snprintf(key, sizeof(key), "summary|%s|%s|%s", r->lo, r->hi, r->floor);
     const char *params[3] = {r->lo, r->hi, r->floor};
-    sms_http_run(r, key, (size_t)n, SMS_READ_SUMMARY_SQL, 3, params);
+    sms_http_run(r, "summary", SMS_READ_SUMMARY_SQL, 3, params);
 }
