@@ -176,12 +176,6 @@ int sms_sketch_bucket(int64_t ms)
     return (int)ceil(log((double)ms) / log_gamma);
 }
 
-double sms_sketch_value(int bucket)
-{
-    const double gamma = 1.01 / 0.99;
-    return bucket < 0 ? 0.0 : 2.0 * pow(gamma, bucket) / (gamma + 1.0);
-}
-
 /* ---- member rules --------------------------------------------------------------------------- */
 
 typedef struct checker {

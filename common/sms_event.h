@@ -121,10 +121,9 @@ int sms_time_parse(const char *s, size_t len, int64_t *ns);
 
 /*
  * DDSketch with relative accuracy 1 % (SMS.md §3.4): the bucket of a latency in ms (-1 for 0 ms,
- * else ceil(log_gamma(ms)), gamma = 1.01/0.99) and the value a bucket stands for
- * (2 gamma^i / (gamma + 1); 0 for bucket -1).
+ * else ceil(log_gamma(ms)), gamma = 1.01/0.99). The value a bucket stands for is computed where
+ * percentiles are read: anlyt.sketch_value in schema/0005_sms_reads.sql.
  */
 int sms_sketch_bucket(int64_t ms);
-double sms_sketch_value(int bucket);
 
 #endif
