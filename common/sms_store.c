@@ -1,6 +1,6 @@
 /*
  * common/sms_store.c: parameters, result and blocking calls of the SMS event store (see
- * sms_store.h). Runs in the ingest workers, HTTP workers and supervisor (and bench tools).
+ * sms_store.h). Runs in the ingest workers, HTTP workers, supervisor and seed (and bench tools).
  *
  * Parameters are PostgreSQL array literals in text form, one per column of the batch; every
  * text element is quoted (with \" and \\ escapes), bytea elements are hex, absent values NULL.

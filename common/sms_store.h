@@ -1,9 +1,10 @@
 /*
  * common/sms_store.h: the SMS event store (SMS.md §2.4, §3): the one statement that applies a
  * batch of events (anlyt.ingest_batch of schema/0004_sms.sql), the building of its parameters,
- * the reading of its result, and the partition upkeep. Shared by the blocking callers (ingest
- * workers, supervisor) and the asynchronous one (POST /api/v1/events in the HTTP workers,
- * which sends SMS_STORE_BATCH_SQL through its pgpool).
+ * the reading of its result, and the upkeep the leading supervisor runs (partitions made and
+ * dropped, the daily rollup, retention purges). Shared by the blocking callers (ingest workers,
+ * supervisor, seed) and the asynchronous one (POST /api/v1/events in the HTTP workers, which
+ * sends SMS_STORE_BATCH_SQL through its pgpool).
  *
  * A batch is one transaction: rejection rows, dedupe records and counters commit together or
  * not at all. Ownership: an sms_batch owns its buffers; the parameter pointers it hands out stay
