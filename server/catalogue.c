@@ -2,7 +2,7 @@
  * server/catalogue.c: the in-memory report catalogue of an HTTP worker and the ReportDefinition
  * JSON writer (see catalogue.h). Runs in HTTP workers, on the worker's event loop.
  *
- * The loaded copy is an array of (slug, cache_ttl_seconds) sorted by slug in byte order, looked
+ * The loaded copy is an array of (slug, catalogue_report) sorted by slug in byte order, looked
  * up by binary search. A reload builds a new array and swaps it in; nothing outside this file
  * keeps pointers into it (callers copy the TTL), so the old array is freed at once.
  */
@@ -18,13 +18,13 @@
 #include "server/http_app.h"
 
 #define CATALOGUE_LOAD_SQL                                                                         \
-    "SELECT slug, cache_ttl_seconds FROM report_definitions WHERE is_public"                       \
-    " ORDER BY slug COLLATE \"C\""
+    "SELECT d.slug, d.cache_ttl_seconds, " CATALOGUE_RETENTION_COLUMNS                             \
+    " FROM report_definitions d WHERE d.is_public ORDER BY d.slug COLLATE \"C\""
 
 typedef struct catalogue_entry {
     char *slug;
     size_t slug_len;
-    int32_t cache_ttl_seconds;
+    catalogue_report report;
 } catalogue_entry;
 
 struct catalogue {
@@ -68,7 +68,7 @@ static void on_loaded(void *data, PGresult *res)
     for (size_t i = 0; i < n; i++) {
         e[i].slug_len = (size_t)PQgetlength(res, (int)i, 0);
         e[i].slug = xstrndup(PQgetvalue(res, (int)i, 0), e[i].slug_len);
-        e[i].cache_ttl_seconds = (int32_t)strtol(PQgetvalue(res, (int)i, 1), NULL, 10);
+        catalogue_report_from_row(&e[i].report, res, (int)i, 1);
     }
     catalogue_free_entries(c->entries, c->count);
     c->entries = e;
@@ -114,8 +114,15 @@ static int slug_cmp(const char *a, size_t alen, const char *b, size_t blen)
     return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
+void catalogue_report_from_row(catalogue_report *out, const PGresult *res, int row, int col)
+{
+    out->cache_ttl_seconds = (int32_t)strtol(PQgetvalue(res, row, col), NULL, 10);
+    out->day_retention_days = (int32_t)strtol(PQgetvalue(res, row, col + 1), NULL, 10);
+    out->week_retention_days = (int32_t)strtol(PQgetvalue(res, row, col + 2), NULL, 10);
+}
+
 catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t len,
-                                  int32_t *cache_ttl_seconds)
+                                  catalogue_report *out)
 {
     if (c == NULL || !c->loaded)
         return CATALOGUE_NOT_LOADED;
@@ -124,7 +131,7 @@ catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t l
         size_t mid = lo + (hi - lo) / 2;
         int r = slug_cmp(c->entries[mid].slug, c->entries[mid].slug_len, slug, len);
         if (r == 0) {
-            *cache_ttl_seconds = c->entries[mid].cache_ttl_seconds;
+            *out = c->entries[mid].report;
             return CATALOGUE_FOUND;
         }
         if (r < 0)

@@ -4,7 +4,8 @@
  * ReportDefinition (API.md §5.1) used by the list and get handlers.
  *
  * What is served from memory and what is not (decided against API.md §7.2):
- *  - GET /reports/{slug}/run looks the report up here (slug and cache_ttl_seconds), so it needs
+ *  - GET /reports/{slug}/run looks the report up here (slug, cache_ttl_seconds and the
+ *    retention_days of its windows), so it needs
  *    no query for the lookup and a cached result can be served while PostgreSQL is down.
  *  - GET /reports and GET /reports/{slug} read PostgreSQL on every request, so they answer 500
  *    while it is down exactly as the §7.2 table says, search has PostgreSQL's own ILIKE case
@@ -39,12 +40,31 @@ catalogue *catalogue_create(struct http_app *app);
 
 typedef enum { CATALOGUE_FOUND, CATALOGUE_NOT_FOUND, CATALOGUE_NOT_LOADED } catalogue_status;
 
+/* What the report run needs to know about a report. */
+typedef struct catalogue_report {
+    int32_t cache_ttl_seconds;
+    int32_t day_retention_days; /* aggregate_windows.retention_days of its day window; 0: none */
+    int32_t week_retention_days;
+} catalogue_report;
+
+/* The select list (from report_definitions AS d) of the two retention columns that
+ * catalogue_report_from_row reads after cache_ttl_seconds (0 for a missing window). */
+#define CATALOGUE_RETENTION_COLUMNS                                                                \
+    "coalesce((SELECT w.retention_days FROM aggregate_windows w WHERE w.report_slug = d.slug"      \
+    " AND w.window_name = 'day'), 0),"                                                             \
+    " coalesce((SELECT w.retention_days FROM aggregate_windows w WHERE w.report_slug = d.slug"     \
+    " AND w.window_name = 'week'), 0)"
+
+/* Fills *out from columns col (cache_ttl_seconds) and the two CATALOGUE_RETENTION_COLUMNS after
+ * it, of row `row` of res. */
+void catalogue_report_from_row(catalogue_report *out, const PGresult *res, int row, int col);
+
 /*
- * Looks up the public report `slug` (byte-exact, len bytes). On CATALOGUE_FOUND sets
- * *cache_ttl_seconds. c == NULL counts as not loaded.
+ * Looks up the public report `slug` (byte-exact, len bytes). On CATALOGUE_FOUND fills *out.
+ * c == NULL counts as not loaded.
  */
 catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t len,
-                                  int32_t *cache_ttl_seconds);
+                                  catalogue_report *out);
 
 /*
  * The select list (from report_definitions AS d) whose row catalogue_definition_json

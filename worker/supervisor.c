@@ -16,7 +16,9 @@
  *     deployment runs the SMS rollup every SMS_ROLLUP_INTERVAL and the SMS maintenance at once
  *     and then hourly (retried every 10 s until it succeeds): monthly partitions made ahead and
  *     dropped past the hourly retention, dedupe, per-second, rejection and daily rows purged
- *     past theirs (SMS.md §3.3, §5; common/sms_store.h).
+ *     past theirs (SMS.md §3.3, §5; common/sms_store.h); and the report scheduler
+ *     (worker/scheduler.h): the scheduled incremental refresh every 5 s when due, the
+ *     snapshot retention hourly.
  * First pass order: bump, orphan scan, refill, SMS partitions (every instance: a month's first
  * event needs its partition); then startup_done lets the master start the HTTP workers, and the
  * first leadership poll follows. Its sessions use application_name role "supervisor". Design:
@@ -34,6 +36,7 @@
 #include "common/exitcodes.h"
 #include "worker/leader.h"
 #include "worker/runstore.h"
+#include "worker/scheduler.h"
 #include "worker/stopsignal.h"
 
 #include <stdlib.h>
@@ -55,6 +58,7 @@ typedef struct supervisor {
     int64_t last_connect_ns;
     leader lead;                         /* deployment-wide leadership (worker/leader.h) */
     int64_t rollup_due, maintenance_due; /* leader only */
+    scheduler sched;                     /* leader only (worker/scheduler.h) */
 } supervisor;
 
 /* Returns the connection, reconnecting (at most once a second) if it was lost; NULL if
@@ -191,8 +195,10 @@ static void leader_tick(supervisor *s, int64_t now)
     bool was = s->lead.leading;
     if (!leader_poll(&s->lead) || supervisor_pg(s) == NULL)
         return;
-    if (!was)
+    if (!was) {
         s->rollup_due = s->maintenance_due = now;
+        scheduler_reset(&s->sched);
+    }
     if (now >= s->maintenance_due)
         s->maintenance_due =
             now + (sms_maintenance(s) == 0 ? SUPERVISOR_SMS_UPKEEP_NS : SUPERVISOR_SCAN_EVERY_NS);
@@ -200,12 +206,15 @@ static void leader_tick(supervisor *s, int64_t now)
         sms_store_rollup(s->pg, s->cfg->sms_hourly_retention_days);
         s->rollup_due = now + s->cfg->sms_rollup_interval_ns;
     }
+    if (s->pg != NULL)
+        scheduler_tick(&s->sched, s->pg, s->cfg, now);
 }
 
 int supervisor_main(const config *cfg, ring_t *ring, int slot)
 {
     supervisor s = {.cfg = cfg, .ring = ring, .slot = slot};
     leader_init(&s.lead, cfg->database_url);
+    scheduler_init(&s.sched);
     int stopfd = stopsignal_open();
     if (stopfd < 0)
         return EXIT_CHILD_CRASHED;

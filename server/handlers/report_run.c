@@ -55,8 +55,9 @@ typedef struct run_state {
     const char *slug; /* the raw path segment, NUL-terminated copy in the pool */
     size_t slug_len;
     report_kind kind;
-    int32_t ttl;
-    query_param *params; /* the query string, decoded once (in the pool) */
+    catalogue_report report; /* cache TTL and window retentions */
+    int32_t retained_from;   /* meta.retained_from, or -1 when the range is all retained */
+    query_param *params;     /* the query string, decoded once (in the pool) */
     size_t nparams;
     int32_t date_from, date_to;
     const char *window;
@@ -101,6 +102,36 @@ static int text_is(text t, const char *lit)
 }
 
 /* ---- the result -------------------------------------------------------------------------- */
+
+/*
+ * meta.retained_from (README, "Scheduled refresh and retention"): the first bucket start the
+ * window keeps, when the requested range reaches before it (its older snapshots have been, or
+ * are about to be, deleted by the scheduler's retention pass), else -1. The same date as
+ * refresh_keep_from() of schema/0006_refresh.sql: today (UTC) minus retention_days, for weeks
+ * the Monday on or after that; a week is compared by its Monday.
+ */
+static int32_t retained_from(const run_state *s)
+{
+    int week = strcmp(s->window, "week") == 0;
+    int32_t days = week ? s->report.week_retention_days : s->report.day_retention_days;
+    if (days <= 0)
+        return -1;
+    int32_t keep = date_today_utc() - days;
+    if (week && date_monday(keep) != keep)
+        keep = date_monday(keep) + 7;
+    int32_t lower = week ? date_monday(s->date_from) : s->date_from;
+    return lower < keep ? keep : -1;
+}
+
+/* Closes the meta object: the retained_from member when there is one, then "}}". */
+static void meta_close(jbuf *b, int32_t retained)
+{
+    if (retained >= 0) {
+        jbuf_puts(b, ",\"retained_from\":");
+        jout_date(b, retained);
+    }
+    jbuf_puts(b, "}}");
+}
 
 /* The cache write is acknowledged (or failed, which only affects the trusted flag): answer. */
 static void on_stored(void *data, redisconn_status st, redisReply *reply)
@@ -148,11 +179,12 @@ static void send_fresh(run_state *s, report_shape shape, const PGresult *res, in
     jout_int(&b, exec_ms);
     jbuf_puts(&b, ",\"source_system\":\"postgres\"}");
     size_t data_end = b.len;
-    jbuf_puts(&b, ",\"meta\":{\"cache_hit\":false}}");
+    jbuf_puts(&b, ",\"meta\":{\"cache_hit\":false");
+    meta_close(&b, s->retained_from);
     if (s->key != NULL && s->app->redis != NULL && shstate_redis_trusted()) {
         s->pending = b;
         s->redis = cache_store(s->app->redis, s->key, s->key_len, b.data + data_start,
-                               data_end - data_start, s->ttl, on_stored, s);
+                               data_end - data_start, s->report.cache_ttl_seconds, on_stored, s);
         return;
     }
     http_send_jbuf(s->req, 200, &b);
@@ -257,7 +289,17 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
         const char *body;
         size_t body_len;
         if (cache_hit_response(s->hash, version, value, len, &x, &body, &body_len) == 0) {
-            http_send_body(s->req, 200, body, body_len);
+            if (s->retained_from < 0) {
+                http_send_body(s->req, 200, body, body_len);
+                return;
+            }
+            /* The hit body ends with "}}\n" (report_cache.h): reopen its meta object. */
+            jbuf b;
+            jbuf_init(&b);
+            jbuf_append(&b, body, body_len - 3);
+            meta_close(&b, s->retained_from);
+            jbuf_putc(&b, '\n');
+            http_send_jbuf(s->req, 200, &b);
             return;
         }
         log_warn("report cache: unusable entry for %s; recomputing", s->slug);
@@ -274,7 +316,7 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
     run_miss(s);
 }
 
-/* Steps 3–8, once the report is known to exist (ttl set). */
+/* Steps 3–8, once the report is known to exist (TTL set). */
 static void run_validated(run_state *s)
 {
     text window = param(s, "window");
@@ -282,6 +324,7 @@ static void run_validated(run_state *s)
         http_send_error(s->req, 400, "window must be either day or week");
         return;
     }
+    s->retained_from = retained_from(s);
     if (date_span_days(s->date_from, s->date_to) > s->app->cfg->max_report_range_days) {
         char msg[64];
         snprintf(msg, sizeof(msg), "date range exceeds %lld days",
@@ -312,7 +355,7 @@ static void run_validated(run_state *s)
     s->source = trimmed(param(s, "source"));
     s->status = trimmed(param(s, "status"));
 
-    if (s->ttl <= 0 || s->app->redis == NULL || !shstate_redis_trusted()) {
+    if (s->report.cache_ttl_seconds <= 0 || s->app->redis == NULL || !shstate_redis_trusted()) {
         run_miss(s);
         return;
     }
@@ -349,7 +392,7 @@ static void on_live_lookup(void *data, PGresult *res)
         http_send_error(s->req, 404, "report was not found");
         return;
     }
-    s->ttl = (int32_t)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    catalogue_report_from_row(&s->report, res, 0, 0);
     run_validated(s);
 }
 
@@ -359,6 +402,7 @@ void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m)
     memset(s, 0, sizeof(*s));
     s->app = app;
     s->req = req;
+    s->retained_from = -1;
     size_t qs_len;
     const char *qs = http_query_string(req, &qs_len);
     s->params = h2o_mem_alloc_pool(&req->pool, query_piece_bound(qs, qs_len) * sizeof(*s->params));
@@ -381,7 +425,7 @@ void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m)
     s->slug = h2o_strdup(&req->pool, m->param, m->param_len).base;
     s->slug_len = m->param_len;
     s->kind = report_query_kind(s->slug, s->slug_len);
-    switch (catalogue_lookup(app->catalogue, s->slug, s->slug_len, &s->ttl)) {
+    switch (catalogue_lookup(app->catalogue, s->slug, s->slug_len, &s->report)) {
     case CATALOGUE_FOUND:
         run_validated(s);
         return;
@@ -393,8 +437,8 @@ void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m)
     }
     const char *params[] = {s->slug};
     s->pg = pgpool_exec(app->pg,
-                        "SELECT cache_ttl_seconds FROM report_definitions"
-                        " WHERE slug = $1 AND is_public",
+                        "SELECT d.cache_ttl_seconds, " CATALOGUE_RETENTION_COLUMNS
+                        " FROM report_definitions d WHERE d.slug = $1 AND d.is_public",
                         1, params, on_live_lookup, s);
     if (s->pg == NULL)
         http_send_error(req, 500, "internal error");

@@ -158,7 +158,7 @@ static void test_migrate_empty_then_noop(void **state)
     fixture *f = *state;
     PGconn *c = f->conn;
     const char *out = run_ok(f, "migrate", NULL);
-    assert_non_null(strstr(out, "5 script(s) applied"));
+    assert_non_null(strstr(out, "6 script(s) applied"));
 
     expect_int(c,
                "SELECT count(*) FROM unnest(ARRAY['event_sources', 'analytics_events',"
@@ -173,7 +173,18 @@ static void test_migrate_empty_then_noop(void **state)
                1);
     expect_text(c, "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations",
                 "0001_init.sql,0002_reference_data.sql,0003_durable_recompute.sql,0004_sms.sql,"
-                "0005_sms_reads.sql");
+                "0005_sms_reads.sql,0006_refresh.sql");
+    /* 0006: the change-tracking statement triggers (with transition tables) and the tables of
+     * the scheduled refresh. */
+    expect_int(c,
+               "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'analytics_events'::regclass"
+               " AND NOT tgisinternal AND tgname LIKE 'analytics_events_note_%'"
+               " AND (tgoldtable IS NOT NULL OR tgnewtable IS NOT NULL)",
+               3);
+    expect_int(c,
+               "SELECT count(*) FROM unnest(ARRAY['event_change_days', 'refresh_dirty_days',"
+               " 'refresh_schedule']) AS t WHERE to_regclass(t) IS NOT NULL",
+               3);
     /* SMS.md §3.1: the anlyt tables, and partitions from 92 days back to two months ahead. */
     expect_int(c,
                "SELECT count(*) FROM pg_tables WHERE schemaname = 'anlyt'"
@@ -290,7 +301,7 @@ static void test_migrate_applies_only_0003(void **state)
     assert_non_null(strstr(out, "1 script(s) applied"));
 
     /* 0001/0002 and the unknown version untouched; 0003 recorded now. */
-    expect_int(c, "SELECT count(*) FROM schema_migrations", 6);
+    expect_int(c, "SELECT count(*) FROM schema_migrations", 7);
     char *after = testdb_query_text(c, "SELECT string_agg(version || '@' || applied_at::text,"
                                        " ',' ORDER BY version) FROM schema_migrations"
                                        " WHERE version <> '0003_durable_recompute.sql'");
@@ -586,6 +597,8 @@ static void test_seed_facts_and_skip(void **state)
     check_seed_facts(c);
     check_sms_demo(c);
     expect_int(c, "SELECT count(*) FROM audit_entries", 0);
+    /* The seed rebuilt every report over its events: nothing is left for the scheduler. */
+    expect_int(c, "SELECT count(*) FROM event_change_days", 0);
 
     /* Second seed: skipped, nothing changes. */
     char *runs = testdb_query_text(c, "SELECT string_agg(id::text || finished_at::text, ','"
