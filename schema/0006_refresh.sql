@@ -1,7 +1,8 @@
 -- 0006_refresh.sql: snapshots that keep themselves fresh (API.md §8): change tracking on
 -- analytics_events, the scheduled incremental refresh driven by
 -- aggregate_windows.refresh_interval_minutes, and the retention driven by retention_days.
--- Applied by the migration runner (common/migrate.c) in one transaction. The functions are
+-- Also the index the freshness of report runs reads (section 9). Applied by the migration runner
+-- (common/migrate.c) in one transaction. The functions are
 -- called by the leading supervisor (worker/scheduler.c) and by nothing else; the seed empties
 -- the change log after its full rebuild (seed/seed.c).
 --
@@ -265,3 +266,8 @@ BEGIN
     END IF;
 END
 $$;
+
+-- 9. The freshness of a report run (API.md §4.4; server/report_query.h): the newest completed
+-- run of a report and window, newest first, so the read finds it in the first index entries.
+CREATE INDEX ix_recompute_runs_completed ON recompute_runs (report_slug, window_name, finished_at DESC)
+    WHERE status = 'completed';

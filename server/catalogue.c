@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dates.h"
 #include "common/json_out.h"
 #include "common/json_sorted.h"
 #include "common/log.h"
@@ -180,6 +181,13 @@ int catalogue_definition_json(jbuf *b, const PGresult *res, int row, int col)
     if (catalogue_filters_json(b, PQgetvalue(res, row, col + 7),
                                (size_t)PQgetlength(res, row, col + 7)) != 0)
         return -1;
+    int64_t sec;
+    int32_t nanos;
+    if (!PQgetisnull(res, row, col + 8) &&
+        pgtime_parse(PQgetvalue(res, row, col + 8), &sec, &nanos) == 0) {
+        jbuf_puts(b, ",\"last_rebuilt_at\":");
+        jout_timestamp(b, sec, nanos);
+    }
     jbuf_putc(b, '}');
     return 0;
 }

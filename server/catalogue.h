@@ -69,7 +69,8 @@ catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t l
 /*
  * The select list (from report_definitions AS d) whose row catalogue_definition_json
  * writes: slug, name, description, cache_ttl_seconds, default_window, has_day, has_week,
- * supported_filters::text.
+ * supported_filters::text, last_rebuilt_at (finished_at of the newest completed run of the
+ * report, any window, through ix_recompute_runs_completed; NULL when none).
  */
 #define CATALOGUE_DEFINITION_COLUMNS                                                               \
     "d.slug, d.name, d.description, d.cache_ttl_seconds, d.default_window,"                        \
@@ -77,13 +78,16 @@ catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t l
     " AND w.window_name = 'day') AS has_day,"                                                      \
     " EXISTS (SELECT 1 FROM aggregate_windows w WHERE w.report_slug = d.slug"                      \
     " AND w.window_name = 'week') AS has_week,"                                                    \
-    " d.supported_filters::text AS supported_filters"
+    " d.supported_filters::text AS supported_filters,"                                             \
+    " (SELECT max(r.finished_at) FROM recompute_runs r WHERE r.report_slug = d.slug"               \
+    " AND r.status = 'completed')::text AS last_rebuilt_at"
 
 /*
  * Appends the ReportDefinition JSON (API.md §5.1) of row `row` of res, whose columns start at
- * `col` in the order of CATALOGUE_DEFINITION_COLUMNS: allowed_windows day first, and
- * supported_filters with its keys in byte order. Returns 0, or -1 if supported_filters is not
- * a JSON object (b may then hold a partial object; the caller answers 500).
+ * `col` in the order of CATALOGUE_DEFINITION_COLUMNS: allowed_windows day first,
+ * supported_filters with its keys in byte order, last_rebuilt_at left out when NULL. Returns 0, or
+ * -1 if supported_filters is not a JSON object (b may then hold a partial object; the caller
+ * answers 500).
  */
 int catalogue_definition_json(jbuf *b, const PGresult *res, int row, int col);
 

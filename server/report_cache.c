@@ -150,11 +150,73 @@ static int back_over_digits(const char *s, size_t *end)
     return *end < start;
 }
 
-#define TAIL_SOURCE    ",\"source_system\":\"postgres\"}"
-#define TAIL_CACHE_HIT ",\"cache_hit\":false"
+#define TAIL_SOURCE     ",\"source_system\":\"postgres\"}"
+#define TAIL_CACHE_HIT  ",\"cache_hit\":false"
+#define ENVELOPE_HEAD   "{\"data\":"
+#define ENVELOPE_MIDDLE ",\"freshness\":"
 
-int cache_hit_body(jbuf *out, const char *stored, size_t len, const cache_expect *expect)
+/* Whether f[0..len) is a freshness object as cache_entry_value writes it: {} or
+ * {"rebuilt_at":"<timestamp>"} (digits, '-', ':', '.', 'T', 'Z'). */
+static int freshness_is_valid(const char *f, size_t len)
 {
+    static const char head[] = "{\"rebuilt_at\":\"";
+    if (len == 2)
+        return memcmp(f, "{}", 2) == 0;
+    size_t hl = sizeof(head) - 1;
+    if (len < hl + 3 || len > hl + 40 || memcmp(f, head, hl) != 0 || f[len - 2] != '"' ||
+        f[len - 1] != '}')
+        return 0;
+    for (size_t i = hl; i < len - 2; i++)
+        if (strchr("0123456789-:.TZ", f[i]) == NULL || f[i] == '\0')
+            return 0;
+    return 1;
+}
+
+/* Splits a stored value into its ReportResult and freshness: the envelope
+ * {"data":<result>,"freshness":<f>} this service writes, or a bare ReportResult (freshness {}).
+ * Returns 0, or -1 for an envelope whose freshness is not valid. */
+static int split_entry(const char *stored, size_t len, const char **data, size_t *data_len,
+                       const char **fresh, size_t *fresh_len)
+{
+    size_t hl = sizeof(ENVELOPE_HEAD) - 1, ml = sizeof(ENVELOPE_MIDDLE) - 1;
+    *data = stored;
+    *data_len = len;
+    *fresh = "{}";
+    *fresh_len = 2;
+    if (len < hl || memcmp(stored, ENVELOPE_HEAD, hl) != 0)
+        return 0;
+    if (stored[len - 1] != '}')
+        return -1;
+    /* The freshness object holds no "," so the last ENVELOPE_MIDDLE is the separator. */
+    for (size_t i = len - 1; i >= hl + ml; i--) {
+        if (memcmp(stored + i - ml, ENVELOPE_MIDDLE, ml) == 0) {
+            *data = stored + hl;
+            *data_len = i - ml - hl;
+            *fresh = stored + i;
+            *fresh_len = len - 1 - i;
+            return freshness_is_valid(*fresh, *fresh_len) ? 0 : -1;
+        }
+    }
+    return -1;
+}
+
+void cache_entry_value(jbuf *out, const char *data, size_t len, const char *freshness,
+                       size_t freshness_len)
+{
+    jbuf_reserve(out, len + freshness_len + 32);
+    jbuf_puts(out, ENVELOPE_HEAD);
+    jbuf_append(out, data, len);
+    jbuf_puts(out, ENVELOPE_MIDDLE);
+    jbuf_append(out, freshness, freshness_len);
+    jbuf_putc(out, '}');
+}
+
+int cache_hit_body(jbuf *out, const char *value, size_t value_len, const cache_expect *expect)
+{
+    const char *stored, *fresh;
+    size_t len, fresh_len;
+    if (split_entry(value, value_len, &stored, &len, &fresh, &fresh_len) != 0)
+        return -1;
     /* The tail this service writes: ,"cache_hit":false,"row_count":N,"execution_ms":M,
      * "source_system":"postgres"} — checked textually so only those bytes are rewritten. */
     size_t end = len;
@@ -169,12 +231,14 @@ int cache_hit_body(jbuf *out, const char *stored, size_t len, const cache_expect
         return -1;
     if (!stored_is_report_result(stored, len, expect))
         return -1;
-    jbuf_reserve(out, len + 64);
+    jbuf_reserve(out, len + fresh_len + 64);
     jbuf_puts(out, "{\"data\":");
     jbuf_append(out, stored, end);
     jbuf_puts(out, ",\"cache_hit\":true");
     jbuf_append(out, stored + counts_start, counts_end - counts_start);
-    jbuf_puts(out, ",\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true}}\n");
+    jbuf_puts(out, ",\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true,\"freshness\":");
+    jbuf_append(out, fresh, fresh_len);
+    jbuf_puts(out, "}}\n");
     return 0;
 }
 

@@ -81,15 +81,26 @@ typedef struct cache_expect {
 } cache_expect;
 
 /*
- * Checks that stored[0..len) is a ReportResult as this service writes it on a miss (parsed
- * with jansson: the ten members with their types, row_count = length of rows, cache_hit false,
- * source_system "postgres", and the slug, window and dates of the request), then appends the
- * full hit response body to out:
- *   {"data":<stored with cache_hit:true and source_system:"redis">,"meta":{"cache_hit":true}}\n
+ * The stored value (DATA.md §7.4, API.md §4.4 "Freshness"): the ReportResult `data` of the miss
+ * exactly as served, with the result's freshness object next to it, so that a hit repeats it
+ * without a query:  {"data":<ReportResult>,"freshness":<{} or {"rebuilt_at":"<timestamp>"}>}
+ * Appends that value to out.
+ */
+void cache_entry_value(jbuf *out, const char *data, size_t len, const char *freshness,
+                       size_t freshness_len);
+
+/*
+ * Checks that value[0..len) is an entry as cache_entry_value writes it (or a bare ReportResult,
+ * whose freshness is then {}), whose ReportResult is as this service writes it on a miss
+ * (parsed with jansson: the ten members with their types, row_count = length of rows, cache_hit
+ * false, source_system "postgres", and the slug, window and dates of the request), then appends
+ * the full hit response body to out:
+ *   {"data":<result with cache_hit:true and source_system:"redis">,
+ *    "meta":{"cache_hit":true,"freshness":<stored freshness>}}\n
  * Only those two members change; every other byte is the stored text. Returns 0, or -1 (out
  * unchanged) when the entry is not usable: the caller treats it as a miss and overwrites it.
  */
-int cache_hit_body(jbuf *out, const char *stored, size_t len, const cache_expect *expect);
+int cache_hit_body(jbuf *out, const char *value, size_t len, const cache_expect *expect);
 
 /*
  * The hit path used by the handler: like cache_hit_body, but remembers the last validated

@@ -2,9 +2,9 @@
  * server/report_query.c: snapshot SQL and row JSON of the report run (see report_query.h).
  * Runs in HTTP workers.
  *
- * Every statement reads only metric_snapshots through idx_metric_snapshots_lookup (report,
- * window, bucket range), in a UTC session: a bucket's date is bucket_start at UTC, and the
- * range bounds are midnight UTC of the lower date and of date_to + 1 day.
+ * Every statement reads metric_snapshots through idx_metric_snapshots_lookup (report, window,
+ * bucket range), in a UTC session: a bucket's date is bucket_start at UTC, and the range bounds
+ * are midnight UTC of the lower date and of date_to + 1 day; plus the freshness subquery.
  */
 #include "server/report_query.h"
 
@@ -12,13 +12,18 @@
 
 #include "common/json_out.h"
 
+/* The freshness column (last in every shape, see report_query.h): an uncorrelated subquery, so
+ * PostgreSQL evaluates it once per statement (an InitPlan) through ix_recompute_runs_completed. */
 #define SNAPSHOT_WHERE(dimension)                                                                  \
-    " FROM metric_snapshots"                                                                       \
-    " WHERE report_slug = $1 AND window_name = $2 AND metric_name = 'event_count'"                 \
-    " AND dimension_key = '" dimension "'"                                                         \
-    " AND bucket_start >= ($3::date)::timestamp AT TIME ZONE 'UTC'"                                \
-    " AND bucket_start < ($4::date + 1)::timestamp AT TIME ZONE 'UTC'"                             \
-    " AND ($5::text IS NULL OR dimension_value = $5::text)"
+    ", " REPORT_FRESHNESS_SUBQUERY(                                                                \
+        "$1", "$2", "$4",                                                                          \
+        "$8") "::text"                                                                             \
+              " FROM metric_snapshots"                                                             \
+              " WHERE report_slug = $1 AND window_name = $2 AND metric_name = 'event_count'"       \
+              " AND dimension_key = '" dimension "'"                                               \
+              " AND bucket_start >= ($3::date)::timestamp AT TIME ZONE 'UTC'"                      \
+              " AND bucket_start < ($4::date + 1)::timestamp AT TIME ZONE 'UTC'"                   \
+              " AND ($5::text IS NULL OR dimension_value = $5::text)"
 
 #define BUCKET_DATE "(bucket_start AT TIME ZONE 'UTC')::date::text"
 #define PAGE        " LIMIT $6::bigint OFFSET $7::bigint"
@@ -101,6 +106,14 @@ int report_query_uses_filter(report_shape shape)
 const char *report_query_sql(report_shape shape)
 {
     return shape_sql[shape];
+}
+
+int report_query_freshness_column(report_shape shape)
+{
+    int n = 0;
+    while (n < 3 && shape_members[shape][n] != NULL)
+        n++;
+    return n;
 }
 
 const char *report_query_failure_message(report_kind kind)

@@ -11,7 +11,14 @@
 -- bench/run passes the variables with pgbench -D: window, date_from, date_to, status (blank =
 -- no filter, passed as the single character '-' because pgbench cannot set an empty value),
 -- limit, offset. pgbench -M extended sends them as parameters, like libpq's PQsendQueryParams.
-SELECT dimension_value AS status, sum(metric_value)::bigint AS event_count
+-- The last column is the result's freshness (API.md §4.4; REPORT_FRESHNESS_SUBQUERY of
+-- server/report_query.h), evaluated once per statement.
+SELECT dimension_value AS status, sum(metric_value)::bigint AS event_count,
+       (SELECT r.finished_at FROM recompute_runs r
+         WHERE r.report_slug = 'status-counts' AND r.window_name = :window
+           AND r.status = 'completed' AND r.date_from <= :date_to::date
+           AND r.date_to >= :date_from::date
+         ORDER BY r.finished_at DESC LIMIT 1)::text AS rebuilt_at
   FROM metric_snapshots
  WHERE report_slug = 'status-counts'
    AND window_name = :window

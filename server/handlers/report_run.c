@@ -57,6 +57,10 @@ typedef struct run_state {
     report_kind kind;
     catalogue_report report; /* cache TTL and window retentions */
     int32_t retained_from;   /* meta.retained_from, or -1 when the range is all retained */
+    jbuf freshness;          /* meta.freshness of a computed result: {} or {"rebuilt_at":…} */
+    char etag[48];           /* W/"<version>-<hash prefix>" once the version is known, or "" */
+    report_shape shape;      /* of a computed result */
+    int64_t exec_ms;         /* of the snapshot query */
     query_param *params;     /* the query string, decoded once (in the pool) */
     size_t nparams;
     int32_t date_from, date_to;
@@ -80,6 +84,7 @@ static void run_dispose(void *p)
     if (s->redis != NULL)
         redisconn_cancel(s->redis);
     jbuf_free(&s->pending);
+    jbuf_free(&s->freshness);
 }
 
 static text param(run_state *s, const char *name)
@@ -133,6 +138,27 @@ static void meta_close(jbuf *b, int32_t retained)
     jbuf_puts(b, "}}");
 }
 
+/* The conditional-read headers of a 200 or 304 answer (API.md §4.4), when the version is known
+ * (caching applies and Redis was trusted for the lookup). */
+static void add_cache_headers(run_state *s)
+{
+    if (s->etag[0] == '\0')
+        return;
+    h2o_req_t *req = s->req;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL,
+                   h2o_strdup(&req->pool, s->etag, SIZE_MAX).base, strlen(s->etag));
+    char cc[48];
+    int n = snprintf(cc, sizeof(cc), "public, max-age=%d", (int)s->report.cache_ttl_seconds);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   h2o_strdup(&req->pool, cc, (size_t)n).base, (size_t)n);
+}
+
+static void send_ok(run_state *s, jbuf *b)
+{
+    add_cache_headers(s);
+    http_send_jbuf(s->req, 200, b);
+}
+
 /* The cache write is acknowledged (or failed, which only affects the trusted flag): answer. */
 static void on_stored(void *data, redisconn_status st, redisReply *reply)
 {
@@ -142,11 +168,29 @@ static void on_stored(void *data, redisconn_status st, redisReply *reply)
     s->redis = NULL;
     jbuf b = s->pending;
     jbuf_init(&s->pending);
-    http_send_jbuf(s->req, 200, &b);
+    send_ok(s, &b);
 }
 
-/* Writes the response for a freshly computed result; when a key was resolved, stores the data
- * object first and answers once Redis has acknowledged it. */
+static void on_failure_ping(void *data, int ok);
+
+/* Sets s->freshness from finished_at as PostgreSQL prints it (UTC session), or NULL for none. */
+static void set_freshness(run_state *s, const char *finished_at)
+{
+    int64_t sec;
+    int32_t nanos;
+    jbuf_reset(&s->freshness);
+    if (finished_at == NULL || pgtime_parse(finished_at, &sec, &nanos) != 0) {
+        jbuf_puts(&s->freshness, "{}");
+        return;
+    }
+    jbuf_puts(&s->freshness, "{\"rebuilt_at\":");
+    jout_timestamp(&s->freshness, sec, nanos);
+    jbuf_putc(&s->freshness, '}');
+}
+
+/* Writes the response for a freshly computed result (s->freshness set); when a key was
+ * resolved, stores the entry (data and freshness) first and answers once Redis has
+ * acknowledged it. */
 static void send_fresh(run_state *s, report_shape shape, const PGresult *res, int64_t exec_ms)
 {
     int64_t now = clock_realtime_ns();
@@ -179,15 +223,47 @@ static void send_fresh(run_state *s, report_shape shape, const PGresult *res, in
     jout_int(&b, exec_ms);
     jbuf_puts(&b, ",\"source_system\":\"postgres\"}");
     size_t data_end = b.len;
-    jbuf_puts(&b, ",\"meta\":{\"cache_hit\":false");
+    jbuf_puts(&b, ",\"meta\":{\"cache_hit\":false,\"freshness\":");
+    jbuf_append(&b, s->freshness.data, s->freshness.len);
     meta_close(&b, s->retained_from);
     if (s->key != NULL && s->app->redis != NULL && shstate_redis_trusted()) {
+        jbuf value;
+        jbuf_init(&value);
+        cache_entry_value(&value, b.data + data_start, data_end - data_start, s->freshness.data,
+                          s->freshness.len);
         s->pending = b;
-        s->redis = cache_store(s->app->redis, s->key, s->key_len, b.data + data_start,
-                               data_end - data_start, s->report.cache_ttl_seconds, on_stored, s);
+        s->redis = cache_store(s->app->redis, s->key, s->key_len, value.data, value.len,
+                               s->report.cache_ttl_seconds, on_stored, s);
+        jbuf_free(&value);
         return;
     }
-    http_send_jbuf(s->req, 200, &b);
+    send_ok(s, &b);
+}
+
+/* A result without rows still says how fresh it is: one more (cheap) query. */
+static void on_freshness(void *data, PGresult *res)
+{
+    run_state *s = data;
+    s->pg = NULL;
+    if (res == NULL || PQntuples(res) != 1) {
+        s->pg = pgpool_ping(s->app->pg, RUN_FAILURE_PING_MS, on_failure_ping, s);
+        if (s->pg == NULL)
+            http_send_error(s->req, 500, "internal error");
+        return;
+    }
+    set_freshness(s, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
+    send_fresh(s, s->shape, NULL, s->exec_ms);
+}
+
+static void send_empty(run_state *s)
+{
+    char from[11], to[11];
+    date_format(s->date_from, from);
+    date_format(s->date_to, to);
+    const char *params[] = {s->slug, s->window, from, to};
+    s->pg = pgpool_exec(s->app->pg, REPORT_FRESHNESS_SQL, 4, params, on_freshness, s);
+    if (s->pg == NULL)
+        http_send_error(s->req, 500, report_query_failure_message(s->kind));
 }
 
 /*
@@ -212,8 +288,14 @@ static void on_snapshot(void *data, PGresult *res)
             http_send_error(s->req, 500, "internal error");
         return;
     }
-    int64_t exec_ms = (clock_monotonic_ns() - s->query_started_ns) / 1000000;
-    send_fresh(s, report_query_shape(s->kind, s->breakdown.p, s->breakdown.len), res, exec_ms);
+    s->exec_ms = (clock_monotonic_ns() - s->query_started_ns) / 1000000;
+    if (PQntuples(res) == 0) {
+        send_empty(s);
+        return;
+    }
+    int col = report_query_freshness_column(s->shape);
+    set_freshness(s, PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col));
+    send_fresh(s, s->shape, res, s->exec_ms);
 }
 
 /* Step 8 after a miss (or without cache), then step 9. */
@@ -224,26 +306,76 @@ static void run_miss(run_state *s)
         return;
     }
     report_shape shape = report_query_shape(s->kind, s->breakdown.p, s->breakdown.len);
+    s->shape = shape;
     const char *filter = NULL;
     if (report_query_uses_filter(shape)) {
         text f = s->kind == REPORT_KIND_VOLUME ? s->source : s->status;
         if (f.len != 0 && !text_is_matchable(f.p, f.len)) {
-            send_fresh(s, shape, NULL, 0); /* API.md §2.3: nothing can match */
+            send_empty(s); /* API.md §2.3: nothing can match */
             return;
         }
         if (f.len != 0)
             filter = h2o_strdup(&s->req->pool, f.p, f.len).base;
     }
-    char lower[11], upper[11], limit[24], offset[24];
+    char lower[11], upper[11], limit[24], offset[24], from[11];
     date_format(s->window[0] == 'w' ? date_monday(s->date_from) : s->date_from, lower);
     date_format(s->date_to, upper);
+    date_format(s->date_from, from);
     snprintf(limit, sizeof(limit), "%lld", (long long)s->limit);
     snprintf(offset, sizeof(offset), "%lld", (long long)s->offset);
-    const char *params[] = {s->slug, s->window, lower, upper, filter, limit, offset};
+    const char *params[] = {s->slug, s->window, lower, upper, filter, limit, offset, from};
     s->query_started_ns = clock_monotonic_ns();
-    s->pg = pgpool_exec(s->app->pg, report_query_sql(shape), 7, params, on_snapshot, s);
+    s->pg = pgpool_exec(s->app->pg, report_query_sql(shape), 8, params, on_snapshot, s);
     if (s->pg == NULL)
         http_send_error(s->req, 500, report_query_failure_message(s->kind));
+}
+
+/*
+ * Whether an If-None-Match header of req lists `etag` (W/"…") by weak comparison (RFC 9110
+ * §13.1.2: the opaque tags are equal, either may be weak) or is "*". Every If-None-Match header
+ * is read; malformed members simply do not match.
+ */
+static int if_none_match(h2o_req_t *req, const char *etag)
+{
+    const char *opaque = etag + 2; /* "<version>-<hash>" with its quotes */
+    size_t olen = strlen(opaque);
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, i)) != -1;) {
+        const h2o_iovec_t *v = &req->headers.entries[i].value;
+        size_t p = 0;
+        while (p < v->len) {
+            while (p < v->len && (v->base[p] == ' ' || v->base[p] == '\t' || v->base[p] == ','))
+                p++;
+            size_t start = p;
+            while (p < v->len && v->base[p] != ',')
+                p++;
+            size_t end = p;
+            while (end > start && (v->base[end - 1] == ' ' || v->base[end - 1] == '\t'))
+                end--;
+            const char *t = v->base + start;
+            size_t n = end - start;
+            if (n == 1 && t[0] == '*')
+                return 1;
+            if (n >= 2 && t[0] == 'W' && t[1] == '/') {
+                t += 2;
+                n -= 2;
+            }
+            if (n == olen && memcmp(t, opaque, olen) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* 304 Not Modified: the ETag and Cache-Control of the 200, no body, no Content-Type. */
+static void send_not_modified(run_state *s)
+{
+    h2o_req_t *req = s->req;
+    if (req->res.status != 0)
+        return;
+    add_cache_headers(s);
+    req->res.status = 304;
+    req->res.reason = "Not Modified";
+    h2o_send_inline(req, NULL, 0);
 }
 
 static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply);
@@ -281,6 +413,13 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
         }
         cs = CACHE_REPLY_MISS; /* the entry under this version was not read: a miss */
     }
+    if (cs == CACHE_REPLY_HIT || cs == CACHE_REPLY_MISS) {
+        snprintf(s->etag, sizeof(s->etag), "W/\"%lld-%.16s\"", (long long)version, s->hash);
+        if (if_none_match(s->req, s->etag)) {
+            send_not_modified(s);
+            return;
+        }
+    }
     if (cs == CACHE_REPLY_HIT) {
         char from[11], to[11];
         date_format(s->date_from, from);
@@ -289,6 +428,7 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
         const char *body;
         size_t body_len;
         if (cache_hit_response(s->hash, version, value, len, &x, &body, &body_len) == 0) {
+            add_cache_headers(s);
             if (s->retained_from < 0) {
                 http_send_body(s->req, 200, body, body_len);
                 return;
@@ -298,7 +438,6 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
             jbuf_init(&b);
             jbuf_append(&b, body, body_len - 3);
             meta_close(&b, s->retained_from);
-            jbuf_putc(&b, '\n');
             http_send_jbuf(s->req, 200, &b);
             return;
         }
@@ -403,6 +542,7 @@ void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m)
     s->app = app;
     s->req = req;
     s->retained_from = -1;
+    jbuf_init(&s->freshness);
     size_t qs_len;
     const char *qs = http_query_string(req, &qs_len);
     s->params = h2o_mem_alloc_pool(&req->pool, query_piece_bound(qs, qs_len) * sizeof(*s->params));

@@ -77,7 +77,8 @@ void reports_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
         " AS rn FROM m ORDER BY rn LIMIT $2::bigint OFFSET $3::bigint)"
         " SELECT (SELECT count(*) FROM m), page.slug, page.name, page.description,"
         " page.cache_ttl_seconds, page.default_window, page.has_day, page.has_week,"
-        " page.supported_filters FROM (SELECT 1) one LEFT JOIN page ON true ORDER BY page.rn",
+        " page.supported_filters, page.last_rebuilt_at"
+        " FROM (SELECT 1) one LEFT JOIN page ON true ORDER BY page.rn",
         strcmp(column, "updated_at") == 0          ? "m.sort_updated_at"
         : strcmp(column, "cache_ttl_seconds") == 0 ? "m.sort_ttl"
         : strcmp(column, "slug") == 0              ? "m.slug"

@@ -60,19 +60,22 @@ def test_miss_then_hit():
     second_raw = run_raw("status-counts", urllib.parse.urlencode(r))
     first, second = json.loads(first_raw), json.loads(second_raw)
     assert first["data"]["cache_hit"] is False and first["data"]["source_system"] == "postgres"
-    assert first["meta"] == {"cache_hit": False}
+    assert list(first["meta"]) == ["cache_hit", "freshness"] and first["meta"]["cache_hit"] is False
     assert second["data"]["cache_hit"] is True and second["data"]["source_system"] == "redis"
-    assert second["meta"] == {"cache_hit": True}
+    assert second["meta"] == {"cache_hit": True, "freshness": first["meta"]["freshness"]}
     for k in ("generated_at", "rows", "execution_ms", "row_count", "date_from", "date_to"):
         assert first["data"][k] == second["data"][k], k
     # Byte for byte, only the two members and meta differ.
     expected = first_raw.replace(b'"cache_hit":false', b'"cache_hit":true').replace(
         b'"source_system":"postgres"', b'"source_system":"redis"')
     assert second_raw == expected, (first_raw, second_raw)
-    # The entry: exact key, TTL about cache_ttl_seconds (90), value = the miss's data object.
+    # The entry: exact key, TTL about cache_ttl_seconds (90), value = the miss's data object
+    # with the result's freshness next to it (DATA.md §7.4).
     key = key_for("status-counts", **r)
     stored = redis("GET", key)
-    assert stored.encode() == first_raw[len(b'{"data":'):first_raw.index(b',"meta":')], stored
+    fresh = json.dumps(first["meta"]["freshness"], separators=(",", ":")).encode()
+    assert stored.encode() == b'{"data":' + first_raw[len(b'{"data":'):first_raw.index(b',"meta":')] \
+        + b',"freshness":' + fresh + b'}', stored
     ttl = int(redis("TTL", key))
     assert 80 <= ttl <= 90, ttl
 
@@ -145,7 +148,7 @@ def test_corrupt_entry_is_a_miss_and_overwritten():
         redis("SET", key, bad, "EX", "100")
         d = run("volume-by-period", **r)["data"]
         assert d["cache_hit"] is False and d["source_system"] == "postgres", bad
-        stored = json.loads(redis("GET", key))
+        stored = json.loads(redis("GET", key))["data"]
         assert stored["cache_hit"] is False and stored["generated_at"] == d["generated_at"], bad
         assert run("volume-by-period", **r)["data"]["cache_hit"] is True
     # A wrong-type entry is an error reply: no cache for the request, no failure.
@@ -216,6 +219,10 @@ def test_zero_ttl_report_never_uses_redis():
         redis("DEL", "report:version:top-entities")
         for _ in range(3):
             assert run("top-entities", **r)["data"]["cache_hit"] is False
+        # Without caching: no ETag, and If-None-Match is ignored (API.md §4.4).
+        status, hdrs, body = SVC.request("GET", "/api/v1/reports/top-entities/run?"
+                                         + urllib.parse.urlencode(r), headers={"If-None-Match": "*"})
+        assert status == 200 and "etag" not in hdrs and "cache-control" not in hdrs, hdrs
         assert redis("EXISTS", "report:version:top-entities") == "0"
         assert redis("KEYS", "report:top-entities:*") == "" or \
             key_for("top-entities", **r) not in redis("KEYS", "report:top-entities:*")
@@ -226,6 +233,80 @@ def test_zero_ttl_report_never_uses_redis():
     assert run("top-entities", **r)["data"]["cache_hit"] is True
     ttl = int(redis("TTL", key_for("top-entities", **r)))
     assert 35 <= ttl <= 45, ttl
+
+
+def test_conditional_reads():
+    """API.md §4.4 "Conditional reads": weak ETag from the version and the key hash, 304 for a
+    matching If-None-Match (weak comparison, lists, *), after validation, never across versions."""
+    r = rng(30)
+    query = urllib.parse.urlencode(dict(r, breakdown="status"))
+    path = "/api/v1/reports/status-counts/run?" + query
+    status, hdrs, body = SVC.request("GET", path)
+    assert status == 200
+    digest = hashlib.sha256(canonical(breakdown="status", **r).encode()).hexdigest()
+    tag = 'W/"%s-%s"' % (redis("GET", "report:version:status-counts"), digest[:16])
+    assert hdrs["etag"] == tag and hdrs["cache-control"] == "public, max-age=90", hdrs
+    status, hdrs2, _ = SVC.request("GET", path)  # the hit carries the same headers
+    assert (status, hdrs2["etag"], hdrs2["cache-control"]) == (200, tag, "public, max-age=90")
+    for inm in (tag, tag[2:], '"nope", ' + tag, 'W/"x",\t%s ,W/"y"' % tag[2:], "*"):
+        for method in ("GET", "HEAD"):
+            status, h, b = SVC.request(method, path, headers={"If-None-Match": inm})
+            assert status == 304 and b == b"" and h["etag"] == tag, (inm, method, status, h, b)
+            assert "content-type" not in h and h["cache-control"] == "public, max-age=90", h
+    for inm in ('W/"0-%s"' % digest[:16], tag.upper(), 'W/' + tag, "", "W/", tag[:-2] + '"'):
+        status, h, b = SVC.request("GET", path, headers={"If-None-Match": inm})
+        assert status == 200 and h["etag"] == tag and json.loads(b)["data"]["rows"], (inm, status)
+    # Validation comes first: a bad window is a 400 whatever the tag.
+    status, _, b = SVC.request("GET", path + "&window=month", headers={"If-None-Match": "*"})
+    assert status == 400, b
+    # Another version: the old tag no longer matches.
+    redis("INCR", "report:version:status-counts")
+    status, h, _ = SVC.request("GET", path, headers={"If-None-Match": tag})
+    assert status == 200 and h["etag"] != tag and h["etag"].endswith('-%s"' % digest[:16]), h
+
+
+def test_freshness_of_results():
+    """API.md §4.4 "Freshness": rebuilt_at is finished_at of the newest completed run of the report
+    and window whose range intersects the requested one; {} when there is none; a hit repeats it."""
+    def api_time(sql):
+        v = DB.sql("SELECT to_char((%s) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')" % sql)
+        return v[0][0].rstrip("0").rstrip(".") + "Z"
+
+    lo, hi = str(today() - datetime.timedelta(days=60)), str(today() - datetime.timedelta(days=50))
+    DB.sql("INSERT INTO recompute_runs (report_slug, window_name, date_from, date_to,"
+           " requested_by, status, requested_at, started_at, finished_at, attempts) VALUES"
+           " ('volume-by-period', 'day', '%s', '%s', 't', 'completed', now(), now(),"
+           "  now() + interval '1 hour', 1),"
+           " ('volume-by-period', 'week', '%s', '%s', 't', 'completed', now(), now(),"
+           "  now() + interval '2 hours', 1),"
+           " ('volume-by-period', 'day', '%s', '%s', 't', 'failed', now(), now(),"
+           "  now() + interval '3 hours', 1)" % (lo, hi, lo, hi, lo, hi))
+    newest_day = api_time("SELECT max(finished_at) FROM recompute_runs WHERE status = 'completed'"
+                          " AND report_slug = 'volume-by-period' AND window_name = 'day'")
+    redis("INCR", "report:version:volume-by-period")
+    for window, offset in (("day", "1 hour"), ("week", "2 hours")):
+        want = api_time("SELECT max(finished_at) FROM recompute_runs WHERE requested_by = 't'"
+                        " AND window_name = '%s' AND status = 'completed'" % window)
+        for hit in (False, True):
+            d = run("volume-by-period", window=window, date_from=hi, date_to=str(today()))
+            assert d["meta"] == {"cache_hit": hit, "freshness": {"rebuilt_at": want}}, (window, d)
+    assert newest_day == api_time("SELECT max(finished_at) FROM recompute_runs WHERE"
+                                  " requested_by = 't' AND window_name = 'day'"
+                                  " AND status = 'completed'")
+    # A range the test's runs do not reach: the seed runs' (from date(N) - 90).
+    d = run("volume-by-period", date_from=str(today() - datetime.timedelta(days=49)),
+            date_to=str(today()))
+    seed = api_time("SELECT max(finished_at) FROM recompute_runs WHERE requested_by = 'seed'"
+                    " AND report_slug = 'volume-by-period' AND window_name = 'day'")
+    assert d["meta"]["freshness"] == {"rebuilt_at": seed}, d["meta"]
+    # No run intersects: {} (also for a result with no rows).
+    d = run("volume-by-period", date_from="2020-01-01", date_to="2020-01-31")
+    assert d["meta"]["freshness"] == {} and d["data"]["rows"] == [], d
+    d = run("volume-by-period", breakdown="source", source="no-such-source",
+            date_from=hi, date_to=hi)
+    assert d["meta"]["freshness"] == {"rebuilt_at": newest_day} and d["data"]["rows"] == [], d
+    DB.sql("DELETE FROM recompute_runs WHERE requested_by = 't'")
+    redis("INCR", "report:version:volume-by-period")
 
 
 def command_calls():
@@ -292,7 +373,8 @@ def main():
                     test_version_bump_invalidates, test_corrupt_entry_is_a_miss_and_overwritten,
                     test_version_key_creation_and_non_integer_version,
                     test_version_key_created_atomically_under_concurrency,
-                    test_zero_ttl_report_never_uses_redis,
+                    test_zero_ttl_report_never_uses_redis, test_conditional_reads,
+                    test_freshness_of_results,
                     test_steady_hit_is_one_redis_command])
     finally:
         SVC.stop()

@@ -21,7 +21,8 @@ MAX_DAYS = 366
 VOLUME_DEF = (b'{"data":{"slug":"volume-by-period","name":"Volume by Period","description":"Event volume'
               b' grouped by day or week with optional source breakdown.","cache_ttl_seconds":120,'
               b'"default_window":"day","allowed_windows":["day","week"],"supported_filters":'
-              b'{"breakdown":"period|source","source":"source slug","window":"day|week"}}}\n')
+              b'{"breakdown":"period|source","source":"source slug","window":"day|week"},'
+              b'"last_rebuilt_at":"%s"}}\n')  # the newest completed (seed) run of the report
 
 
 def today():
@@ -179,9 +180,30 @@ def test_list_facts():
     assert body == {"data": [], "meta": {"pagination": {"limit": 20, "offset": 10, "total": 3}}}
 
 
+def api_time(sql):
+    """A timestamp selected by sql as the API writes it (fraction trimmed, Z), or None."""
+    v = DB.sql("SELECT to_char((%s) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')" % sql)[0][0]
+    return (v.rstrip("0").rstrip(".") + "Z") if v else None
+
+
 def test_get_report_bytes():
     status, hdrs, body = SVC.request("GET", "/api/v1/reports/volume-by-period")
-    assert status == 200 and body == VOLUME_DEF, body
+    newest = api_time("SELECT max(finished_at) FROM recompute_runs WHERE status = 'completed'"
+                      " AND report_slug = 'volume-by-period'")
+    assert newest is not None
+    assert status == 200 and body == VOLUME_DEF % newest.encode(), body
+    # Without a completed run the member is left out.
+    status, _, body = SVC.request("GET", "/api/v1/reports/top-entities")
+    assert b'"last_rebuilt_at":"' in body
+    DB.sql("UPDATE recompute_runs SET status = 'failed' WHERE report_slug = 'top-entities'"
+           " AND status = 'completed'")
+    try:
+        status, _, body = SVC.request("GET", "/api/v1/reports/top-entities")
+        assert status == 200 and b"last_rebuilt_at" not in body, body
+        assert list(json.loads(body)["data"])[-1] == "supported_filters"
+    finally:
+        DB.sql("UPDATE recompute_runs SET status = 'completed' WHERE report_slug = 'top-entities'"
+               " AND status = 'failed'")
     assert hdrs["content-type"] == "application/json"
 
 
@@ -253,7 +275,8 @@ def test_full_range_facts_day_and_week():
                            "cache_hit", "row_count", "execution_ms", "source_system"]
         assert d["window"] == window and d["date_from"] == fr["date_from"]
         assert d["row_count"] == 3 and isinstance(d["execution_ms"], int)
-        assert body["meta"] == {"cache_hit": d["cache_hit"]}
+        assert list(body["meta"]) == ["cache_hit", "freshness"], body["meta"]
+        assert body["meta"]["cache_hit"] == d["cache_hit"]
         assert ok_rows(run("status-counts", window=window, breakdown="status", **fr)) == STATUS_TOTALS
         assert ok_rows(run("status-counts", window=window, breakdown="source", **fr)) == STATUS_TOTALS
         assert ok_rows(run("status-counts", window=window, status="failed", **fr)) == STATUS_TOTALS[2:]

@@ -38,8 +38,35 @@ static void test_hit_rewrites_two_members(void **state)
         "\"2026-01-01\",\"date_to\":\"2026-02-01\",\"generated_at\":"
         "\"2026-03-14T01:17:49.123456Z\",\"rows\":[{\"event_count\":2,\"status\":\"a\\u003cb\"},"
         "{\"event_count\":1,\"status\":\"x\"}],\"cache_hit\":true,\"row_count\":2,"
-        "\"execution_ms\":17,\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true}}\n");
+        "\"execution_ms\":17,\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true,"
+        "\"freshness\":{}}}\n");
     jbuf_free(&b);
+}
+
+/* The entry as the service writes it (API.md §4.4 "Freshness"): the hit repeats its freshness. */
+static void test_entry_envelope_carries_freshness(void **state)
+{
+    (void)state;
+    const char *fresh = "{\"rebuilt_at\":\"2026-03-14T01:17:49.5Z\"}";
+    jbuf v, b;
+    jbuf_init(&v);
+    jbuf_init(&b);
+    cache_entry_value(&v, STORED, strlen(STORED), fresh, strlen(fresh));
+    assert_string_equal(v.data, "{\"data\":" STORED
+                                ",\"freshness\":{\"rebuilt_at\":\"2026-03-14T01:17:49.5Z\"}}");
+    assert_int_equal(cache_hit_body(&b, v.data, v.len, &expect), 0);
+    assert_non_null(strstr(b.data,
+                           "\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true,"
+                           "\"freshness\":{\"rebuilt_at\":\"2026-03-14T01:17:49.5Z\"}}}\n"));
+    static const char head[] = "{\"data\":{\"report_slug\":";
+    assert_int_equal(strncmp(b.data, head, strlen(head)), 0);
+    jbuf_free(&b);
+    jbuf_reset(&v);
+    cache_entry_value(&v, STORED, strlen(STORED), "{}", 2);
+    assert_int_equal(cache_hit_body(&b, v.data, v.len, &expect), 0);
+    assert_non_null(strstr(b.data, "\"meta\":{\"cache_hit\":true,\"freshness\":{}}}\n"));
+    jbuf_free(&b);
+    jbuf_free(&v);
 }
 
 static void expect_rejected(const char *stored, const cache_expect *x)
@@ -82,6 +109,12 @@ static void test_unusable_entries_are_rejected(void **state)
     expect_rejected(buf, &expect);
     replace(buf, STORED, "{\"report_slug\"", "{\"extra\":1,\"report_slug\"");
     expect_rejected(buf, &expect);
+    /* Envelopes whose freshness is not what the service writes, or that are cut short. */
+    expect_rejected("{\"data\":" STORED ",\"freshness\":{\"x\":1}}", &expect);
+    expect_rejected("{\"data\":" STORED ",\"freshness\":{\"rebuilt_at\":\"a\\\"\"}}", &expect);
+    expect_rejected("{\"data\":" STORED ",\"freshness\":{}", &expect);
+    expect_rejected("{\"data\":" STORED "}", &expect);
+    expect_rejected("{\"data\":" STORED ",\"freshness\":{},\"x\":1}", &expect);
     /* Valid, but for another request. */
     cache_expect other = expect;
     other.window = "week";
@@ -109,7 +142,8 @@ static void test_memo_reuses_only_identical_entries(void **state)
                      0);
     assert_int_equal(len1, len2);
     assert_memory_equal(first, body2, len2);
-    assert_non_null(strstr(body2, "\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true}}\n"));
+    assert_non_null(strstr(body2, "\"source_system\":\"redis\"},\"meta\":{\"cache_hit\":true,"
+                                  "\"freshness\":{}}}\n"));
     /* Same key, different bytes: validated afresh (and rejected). */
     char buf[1024];
     replace(buf, STORED, "\"row_count\":2", "\"row_count\":9");
@@ -270,6 +304,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_rewrites_two_members),
+        cmocka_unit_test(test_entry_envelope_carries_freshness),
         cmocka_unit_test(test_unusable_entries_are_rejected),
         cmocka_unit_test(test_memo_reuses_only_identical_entries),
         cmocka_unit_test(test_lookup_reply_decoding),
