@@ -114,6 +114,11 @@ static int slug_cmp(const char *a, size_t alen, const char *b, size_t blen)
     return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
+int catalogue_is_loaded(const catalogue *c)
+{
+    return c != NULL && c->loaded;
+}
+
 catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t len,
                                   int32_t *cache_ttl_seconds)
 {

@@ -46,6 +46,10 @@ typedef enum { CATALOGUE_FOUND, CATALOGUE_NOT_FOUND, CATALOGUE_NOT_LOADED } cata
 catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t len,
                                   int32_t *cache_ttl_seconds);
 
+/* True once a load has succeeded (a later failed reload keeps the copy: still true).
+ * c == NULL counts as not loaded. Used by GET /readyz. */
+int catalogue_is_loaded(const catalogue *c);
+
 /*
  * The select list (from report_definitions AS d) whose row catalogue_definition_json
  * writes: slug, name, description, cache_ttl_seconds, default_window, has_day, has_week,
