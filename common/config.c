@@ -7,16 +7,17 @@
  * (APP_ENV, APP_PORT, APP_HOST, HTTP_WORKERS, APP_VERSION, DATABASE_URL, REDIS_URL,
  * MANAGEMENT_API_KEY, APP_AUTO_MIGRATE, APP_AUTO_SEED, MAX_REPORT_RANGE_DAYS, RECOMPUTE_LOCK_TTL,
  * RECOMPUTE_WORKERS, RECOMPUTE_QUEUE_SIZE, RECOMPUTE_MAX_PENDING, RECOMPUTE_MAX_ATTEMPTS,
- * HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, HTTP_SHUTDOWN_TIMEOUT, then the SMS variables in the
- * order of SMS.md §7, SEED_FORCE_RESET), at most one line per variable. Messages not listed in §3.2
- * (our own choices):
+ * HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, HTTP_SHUTDOWN_TIMEOUT, LOG_FORMAT, ACCESS_LOG, then the
+ * SMS variables in the order of SMS.md §7, SEED_FORCE_RESET), at most one line per variable.
+ * Messages not listed in §3.2 (our own choices):
  *   - "HTTP_WORKERS must be at least 1" (below the minimum of 1),
  *   - "APP_HOST must be an IP address" (not an IPv4/IPv6 literal),
  *   - "REDIS_URL is invalid: invalid percent-encoding" (bad %XX or %00 in the credentials).
  *   - "NATS_URL is invalid" (not a comma-separated list of nats:// or tls:// URLs with a host),
  *   - "NATS_CONSUMER must be a NATS name" (likewise the stream names: 1-255 printable ASCII
  *     bytes without '.', '*', '>' or whitespace),
- *   - "SMS_CACHE_TTL must be 0 or a positive duration ...".
+ *   - "SMS_CACHE_TTL must be 0 or a positive duration ...",
+ *   - "LOG_FORMAT must be json or text" (exact, lower case).
  * Values are never quoted in messages.
  */
 #include "common/config.h"
@@ -504,6 +505,19 @@ static int64_t online_cpus(void)
     return n < 1 ? 1 : n > 256 ? 256 : n;
 }
 
+/* LOG_FORMAT: exactly "text" or "json". */
+static void load_log_format(loader *l, config *cfg)
+{
+    const char *v = get(l, "LOG_FORMAT");
+    cfg->log_format = LOG_FORMAT_TEXT;
+    if (v == NULL || strcmp(v, "text") == 0)
+        return;
+    if (strcmp(v, "json") == 0)
+        cfg->log_format = LOG_FORMAT_JSON;
+    else
+        report(l, "LOG_FORMAT must be json or text");
+}
+
 /* NATS_URL: a comma-separated list of nats:// or tls:// URLs, each with a host. */
 static void load_nats_url(loader *l, config *cfg)
 {
@@ -615,6 +629,8 @@ static void load_server(loader *l, config *cfg)
     load_duration(l, "HTTP_READ_TIMEOUT", 10 * NS_PER_SEC, &cfg->http_read_timeout_ns);
     load_duration(l, "HTTP_WRITE_TIMEOUT", 20 * NS_PER_SEC, &cfg->http_write_timeout_ns);
     load_duration(l, "HTTP_SHUTDOWN_TIMEOUT", 15 * NS_PER_SEC, &cfg->http_shutdown_timeout_ns);
+    load_log_format(l, cfg);
+    load_bool(l, "ACCESS_LOG", false, &cfg->access_log);
     load_sms(l, cfg);
 }
 
@@ -639,6 +655,8 @@ static void set_defaults(config *cfg)
     cfg->http_read_timeout_ns = 10 * NS_PER_SEC;
     cfg->http_write_timeout_ns = 20 * NS_PER_SEC;
     cfg->http_shutdown_timeout_ns = 15 * NS_PER_SEC;
+    cfg->log_format = LOG_FORMAT_TEXT;
+    cfg->access_log = false;
     cfg->seed_force_reset = false;
     cfg->nats_create_streams = false;
     cfg->ingest_workers = 1;

@@ -47,6 +47,8 @@ typedef struct config {
     int64_t http_read_timeout_ns;     /* HTTP_READ_TIMEOUT, default 10s */
     int64_t http_write_timeout_ns;    /* HTTP_WRITE_TIMEOUT, default 20s */
     int64_t http_shutdown_timeout_ns; /* HTTP_SHUTDOWN_TIMEOUT, default 15s */
+    int log_format;                   /* LOG_FORMAT (log_format of log.h), default text */
+    bool access_log;                  /* ACCESS_LOG, default false */
     bool seed_force_reset;            /* SEED_FORCE_RESET (seed only), default false */
     /* SMS delivery analytics (SMS.md §4, §7) */
     char *nats_url;                    /* NATS_URL, NULL = NATS ingestion off */

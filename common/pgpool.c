@@ -10,6 +10,10 @@
  * FIFO; pump() hands them to idle connections and opens new ones. Every request carries one
  * h2o timeout entry: its deadline, or, once decided, a zero-delay entry that delivers the
  * outcome from the loop (callbacks never run inside the call that registered them).
+ *
+ * Log context: a request carries the log request id that was current when it was submitted
+ * (log.h; the HTTP request it works for) and restores it while its callback runs and while a
+ * failure of its statement is logged, so those lines name the HTTP request.
  */
 #include "common/pgpool.h"
 
@@ -92,6 +96,7 @@ struct pgpool_query {
     pgpool_conn *conn;
     int cancelled;
     h2o_timeout_entry_t timer;
+    char rid[LOG_REQUEST_ID_MAX + 1]; /* log request id at submission, "" for none */
 };
 
 struct pgpool {
@@ -123,6 +128,15 @@ static void log_pg(const char *what, const char *msg)
     if (msg == NULL || *msg == '\0')
         msg = "(no message)";
     log_warn("%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+}
+
+/* log_pg about the statement of q (may be NULL), under q's log request id. */
+static void log_pg_query(const pgpool_query *q, const char *what, const char *msg)
+{
+    char saved[LOG_REQUEST_ID_MAX + 1];
+    log_push_request_id(q != NULL && !q->cancelled ? q->rid : NULL, saved);
+    log_pg(what, msg);
+    log_set_request_id(saved);
 }
 
 static void on_notice(void *arg, const char *message)
@@ -182,6 +196,7 @@ static pgpool_query *query_new(pgpool *p, enum query_kind kind, const char *sql,
             q->params[i] = params[i] != NULL ? xstrdup(params[i]) : NULL;
     }
     q->data = data;
+    strcpy(q->rid, log_request_id());
     h2o_linklist_insert(&p->queries, &q->link);
     return q;
 }
@@ -204,6 +219,8 @@ static void query_free(pgpool_query *q)
 /* Calls q's callback (unless cancelled), then frees q. res stays the caller's. */
 static void query_finish(pgpool_query *q, PGresult *res)
 {
+    char saved[LOG_REQUEST_ID_MAX + 1];
+    log_push_request_id(q->rid, saved);
     if (!q->cancelled) {
         q->state = QS_DELIVERING;
         switch (q->kind) {
@@ -219,6 +236,7 @@ static void query_finish(pgpool_query *q, PGresult *res)
         }
     }
     query_free(q);
+    log_set_request_id(saved);
 }
 
 static void on_query_deferred(h2o_timeout_entry_t *e)
@@ -227,9 +245,12 @@ static void on_query_deferred(h2o_timeout_entry_t *e)
     pgpool_conn *c = q->conn;
     q->conn = NULL;
     if (q->kind == QK_ACQUIRE && c != NULL) {
+        char saved[LOG_REQUEST_ID_MAX + 1];
         q->state = QS_DELIVERING;
+        log_push_request_id(q->rid, saved);
         q->acquire_cb(q->data, c);
         query_free(q);
+        log_set_request_id(saved);
         return;
     }
     if (c != NULL && c->q == q)
@@ -255,7 +276,7 @@ static void on_query_deadline(h2o_timeout_entry_t *e)
     pgpool *p = q->pool;
     if (q->state == QS_INFLIGHT) {
         pgpool_conn *c = q->conn;
-        log_warn("postgres statement passed its client deadline; closing its connection");
+        log_pg_query(q, "postgres statement passed its client deadline", "closing its connection");
         c->q = NULL;
         q->conn = NULL;
         conn_abandon(c);
@@ -422,7 +443,7 @@ static int conn_collect(pgpool_conn *c)
             return -1;
         default:
             if (!c->res_failed)
-                log_pg("postgres statement failed", PQresultErrorMessage(r));
+                log_pg_query(c->q, "postgres statement failed", PQresultErrorMessage(r));
             c->res_failed = 1;
             PQclear(c->res);
             c->res = NULL;

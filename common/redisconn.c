@@ -47,12 +47,15 @@
 #include <h2o/timeout.h>
 #include <hiredis/async.h>
 
+/* rid: the log request id current when the command was issued (log.h), restored while its
+ * callback runs so that the callback's log lines name the HTTP request. */
 struct redisconn_cmd {
     redisconn *conn;
     redisconn_cb cb; /* NULL once cancelled */
     void *data;
-    h2o_linklist_t link;          /* in conn->inflight or conn->failed */
-    h2o_timeout_entry_t deadline; /* linked while in conn->inflight */
+    h2o_linklist_t link;              /* in conn->inflight or conn->failed */
+    h2o_timeout_entry_t deadline;     /* linked while in conn->inflight */
+    char rid[LOG_REQUEST_ID_MAX + 1]; /* log request id at submission (log.h), "" for none */
 };
 
 struct redisconn {
@@ -223,9 +226,15 @@ static void on_report(h2o_timeout_entry_t *entry)
         redisconn_cb cb = cmd->cb;
         void *data = cmd->data;
         h2o_linklist_unlink(&cmd->link);
-        free(cmd);
-        if (cb != NULL)
+        if (cb != NULL) {
+            char saved[LOG_REQUEST_ID_MAX + 1];
+            log_push_request_id(cmd->rid, saved);
+            free(cmd);
             cb(data, REDISCONN_FAILED, NULL);
+            log_set_request_id(saved);
+        } else {
+            free(cmd);
+        }
     }
     c->in_callback--;
 }
@@ -289,11 +298,16 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     h2o_timeout_unlink(&cmd->deadline);
     redisconn_cb cb = cmd->cb;
     void *data = cmd->data;
-    free(cmd);
     if (cb != NULL) {
+        char saved[LOG_REQUEST_ID_MAX + 1];
+        log_push_request_id(cmd->rid, saved);
+        free(cmd);
         c->in_callback++;
         cb(data, REDISCONN_OK, reply);
         c->in_callback--;
+        log_set_request_id(saved);
+    } else {
+        free(cmd);
     }
 }
 
@@ -336,6 +350,7 @@ static redisconn_cmd *new_cmd(redisconn *c, redisconn_cb cb, void *data)
     cmd->cb = cb;
     cmd->data = data;
     cmd->deadline.cb = on_deadline;
+    strcpy(cmd->rid, log_request_id());
     return cmd;
 }
 

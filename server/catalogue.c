@@ -122,6 +122,11 @@ void catalogue_report_from_row(catalogue_report *out, const PGresult *res, int r
     out->week_retention_days = (int32_t)strtol(PQgetvalue(res, row, col + 2), NULL, 10);
 }
 
+int catalogue_is_loaded(const catalogue *c)
+{
+    return c != NULL && c->loaded;
+}
+
 catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t len,
                                   catalogue_report *out)
 {

@@ -66,6 +66,10 @@ void catalogue_report_from_row(catalogue_report *out, const PGresult *res, int r
 catalogue_status catalogue_lookup(const catalogue *c, const char *slug, size_t len,
                                   catalogue_report *out);
 
+/* True once a load has succeeded (a later failed reload keeps the copy: still true).
+ * c == NULL counts as not loaded. Used by GET /readyz. */
+int catalogue_is_loaded(const catalogue *c);
+
 /*
  * The select list (from report_definitions AS d) whose row catalogue_definition_json
  * writes: slug, name, description, cache_ttl_seconds, default_window, has_day, has_week,

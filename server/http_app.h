@@ -25,6 +25,7 @@ typedef struct http_app {
     struct catalogue *catalogue; /* report catalogue held in memory (server/catalogue.h) */
     struct sms_cache *sms_cache; /* SMS read answers (server/sms_cache.h); NULL until used */
     struct sms_fill *sms_fills;  /* SMS read statements in flight, by cache key (sms_http.c) */
+    struct probes *probes; /* GET /readyz's own PostgreSQL check (probes.c); NULL until used */
 } http_app;
 
 /*
@@ -48,5 +49,7 @@ void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void sms_operator_metrics_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void livez_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void readyz_handle(http_app *app, h2o_req_t *req, const route_match *m);
 
 #endif

@@ -3,11 +3,12 @@
  * own event loop, accepting from the listening socket shared by all workers.
  *
  * It owns the h2o configuration and context, the worker's PostgreSQL pool and Redis
- * connection (http_app), request routing (API.md §1.2), the 413 rewrite for bodies h2o rejects
- * itself, the write timeout (CONFIG.md §5.2), the heartbeat, readiness and connection count in
- * shared state (the count shares new connections out between workers), and the graceful
- * drain on SIGTERM: stop accepting, finish in-flight requests, exit 0 (or 1 if the grace
- * period runs out first).
+ * connection (http_app), request routing (API.md §1.2), the X-Request-Id of every response
+ * (API.md §8, request_id.h) and the log context that carries it, the access log (ACCESS_LOG),
+ * the 413 rewrite for bodies h2o rejects itself, the write timeout (CONFIG.md §5.2), the heartbeat,
+ * readiness and connection count in shared state (the count shares new connections out between
+ * workers), and the graceful drain on SIGTERM: stop accepting, finish in-flight requests, exit 0
+ * (or 1 if the grace period runs out first).
  */
 #include "server/http_worker.h"
 
@@ -19,6 +20,7 @@
 #include "server/http_app.h"
 #include "server/http_auth.h"
 #include "server/http_response.h"
+#include "server/request_id.h"
 #include "server/router.h"
 
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define HTTP_TICK_MS        500
@@ -55,6 +58,7 @@ typedef struct http_worker {
     int draining;
     int64_t drain_deadline_ns;
     int slot;
+    int number; /* N of "http worker N" */
     http_app app;
 } http_worker;
 
@@ -62,6 +66,44 @@ static http_worker *worker;
 
 /* h2o's own reason phrase for the 413 it generates; ours is "Payload Too Large". */
 #define H2O_413_REASON "Request Entity Too Large"
+
+/* ---- request ids (API.md §8) ------------------------------------------------------------ */
+
+#define X_REQUEST_ID "x-request-id"
+
+/* The X-Request-Id already set on the response (NUL-terminated: attach_request_id made it), or
+ * NULL. */
+static const char *response_request_id(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT(X_REQUEST_ID), -1);
+    return i < 0 ? NULL : req->res.headers.entries[i].value.base;
+}
+
+/*
+ * Gives the response its X-Request-Id, once: the request's own first X-Request-Id when it is
+ * well-formed, else a generated one (request_id.h). The value lives in the request's pool.
+ * Returns it.
+ */
+static const char *attach_request_id(h2o_req_t *req)
+{
+    const char *id = response_request_id(req);
+    if (id != NULL)
+        return id;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT(X_REQUEST_ID), -1);
+    h2o_iovec_t v;
+    if (i >= 0 &&
+        request_id_valid(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
+        v = h2o_strdup(&req->pool, req->headers.entries[i].value.base,
+                       req->headers.entries[i].value.len);
+    } else {
+        v.base = h2o_mem_alloc_pool(&req->pool, REQUEST_ID_GENERATED_LEN + 1);
+        request_id_generate(v.base);
+        v.len = REQUEST_ID_GENERATED_LEN;
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT(X_REQUEST_ID), 0,
+                          "X-Request-Id", v.base, v.len);
+    return v.base;
+}
 
 /* ---- per-request write timeout ----------------------------------------------------------- */
 
@@ -74,6 +116,7 @@ static void on_write_deadline(h2o_timeout_entry_t *entry)
 {
     write_deadline *d = CONTAINER_OF(entry, write_deadline, entry);
     h2o_socket_t *sock = d->req->conn->callbacks->get_socket(d->req->conn);
+    log_set_request_id(response_request_id(d->req));
     log_warn("HTTP_WRITE_TIMEOUT expired; closing the connection");
     /* Shut the socket down so the peer sees the connection close, then answer: the write fails,
      * h2o closes the connection and frees the request, and the handler's dispose hook cancels
@@ -81,6 +124,7 @@ static void on_write_deadline(h2o_timeout_entry_t *entry)
     if (sock != NULL)
         shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
     http_send_error(d->req, 500, "internal error");
+    log_set_request_id(NULL);
 }
 
 static void on_write_deadline_dispose(void *p)
@@ -142,27 +186,26 @@ static void send_method_not_allowed(h2o_req_t *req, const char *allow)
     http_send_error(req, 405, "method not allowed");
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
+static void dispatch(h2o_req_t *req)
 {
-    (void)self;
     route_match m;
     router_status rs =
         router_match(req->method.base, req->method.len, req->path.base, path_length(req), &m);
     if (rs == ROUTER_NOT_FOUND) {
         http_send_error(req, 404, "route was not found");
-        return 0;
+        return;
     }
     if (rs == ROUTER_METHOD_NOT_ALLOWED) {
         send_method_not_allowed(req, m.allow);
-        return 0;
+        return;
     }
     if (req->entity.base != NULL && req->entity.len > m.body_limit) {
         http_send_error(req, 413, "request body too large");
-        return 0;
+        return;
     }
     if (m.is_management && !http_auth_ok(req, worker->app.cfg)) {
         http_send_error(req, 401, "management authentication failed");
-        return 0;
+        return;
     }
     arm_write_deadline(req);
     keep_polling_while_handling(req);
@@ -210,10 +253,26 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     case ROUTE_EVENTS:
         events_ingest_handle(app, req, &m);
         break;
+    case ROUTE_LIVEZ:
+        livez_handle(app, req, &m);
+        break;
+    case ROUTE_READYZ:
+        readyz_handle(app, req, &m);
+        break;
     default:
         http_send_error(req, 404, "route was not found");
         break;
     }
+}
+
+/* Every request: its id first (on the response, and on every log line written while it is
+ * handled; pgpool and redisconn carry it into their callbacks), then routing. */
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    log_set_request_id(attach_request_id(req));
+    dispatch(req);
+    log_set_request_id(NULL);
     return 0;
 }
 
@@ -272,7 +331,39 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
                            strlen(m.allow));
         slot = &o->super.next;
     }
+    attach_request_id(req); /* h2o's own answers (413, 400, ...) never went through on_req */
     h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- access log (ACCESS_LOG) ------------------------------------------------------------- */
+
+/*
+ * One line per request when h2o disposes of it (also for h2o's own answers and for clients
+ * that went away): method, path without the query string, status, body bytes sent, duration
+ * from the first byte of the request to the last of the response, worker, request id. No
+ * header and no body is ever logged.
+ */
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    struct timeval end = req->timestamps.response_end_at;
+    if (h2o_timeval_is_null(&end))
+        gettimeofday(&end, NULL);
+    int64_t us = (int64_t)(end.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
+                 (end.tv_usec - req->timestamps.request_begin_at.tv_usec);
+    log_access_fields f = {
+        .method = req->method.base,
+        .method_len = req->method.len,
+        .path = req->path.base,
+        .path_len = path_length(req),
+        .status = req->res.status,
+        .bytes = req->bytes_sent,
+        .duration_ms = us < 0 ? 0.0 : (double)us / 1000.0,
+        .worker = worker->number,
+    };
+    log_set_request_id(response_request_id(req));
+    log_access(&f);
+    log_set_request_id(NULL);
 }
 
 /* ---- connections, signals, heartbeat ----------------------------------------------------- */
@@ -430,13 +521,19 @@ static void setup_h2o(const config *cfg)
         handler->on_req = on_req;
         h2o_filter_t *filter = h2o_create_filter(paths[i], sizeof(*filter));
         filter->on_setup_ostream = on_setup_ostream;
+        if (cfg->access_log) {
+            h2o_logger_t *logger = h2o_create_logger(paths[i], sizeof(*logger));
+            logger->log_access = on_log_access;
+        }
     }
 }
 
-int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot)
+int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot, int number)
 {
     worker = xcalloc(1, sizeof(*worker));
     worker->slot = slot;
+    worker->number = number;
+    request_id_seed(); /* after fork: every worker draws its own ids */
     setup_h2o(cfg);
     h2o_context_init(&worker->ctx, h2o_evloop_create(), &worker->globalconf);
     worker->accept_ctx.ctx = &worker->ctx;

@@ -124,6 +124,7 @@ static int run_serve(int argc, char **argv)
     config_env_file_free(file);
     if (rc != 0)
         return 1;
+    log_set_format((log_format)cfg.log_format); /* before any fork: every child inherits it */
     rc = master_run(&cfg, config_path);
     config_free(&cfg);
     return rc;

@@ -169,7 +169,7 @@ static void spawn(master *m, int slot_no)
         child_after_fork(m, s, slot_no);
         int rc;
         if (s->role == ROLE_HTTP)
-            rc = http_worker_main(m->cfg, m->ring, m->listen_fd, slot_no);
+            rc = http_worker_main(m->cfg, m->ring, m->listen_fd, slot_no, s->index);
         else if (s->role == ROLE_RECOMPUTE)
             rc = recompute_worker_main(m->cfg, m->ring, (uint32_t)(slot_no - SLOT_RECOMPUTE_FIRST),
                                        slot_no);
@@ -531,10 +531,13 @@ static void begin_reload(master *m)
                  "a restart");
     if (ingest_workers(next) != ingest_workers(m->cfg))
         log_warn("reload: NATS_URL/INGEST_WORKERS changes take effect only after a restart");
+    if (next->log_format != m->cfg->log_format)
+        log_warn("reload: LOG_FORMAT changes take effect only after a restart");
     next->app_port = m->cfg->app_port;
     next->recompute_workers = m->cfg->recompute_workers;
     next->recompute_queue_size = m->cfg->recompute_queue_size;
     next->ingest_workers = m->cfg->ingest_workers;
+    next->log_format = m->cfg->log_format;
     free(next->nats_url);
     next->nats_url = m->cfg->nats_url ? xstrdup(m->cfg->nats_url) : NULL;
     /* Children hold their own copy-on-write copy, so the old struct can go now. */

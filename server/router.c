@@ -1,5 +1,8 @@
 /*
  * server/router.c: the route table (see router.h). Runs in HTTP workers.
+ *
+ * Every route lives under /api/v1/ except the probes /livez and /readyz (API.md §8), which are
+ * public GET/HEAD routes like the others.
  */
 #include "server/router.h"
 
@@ -53,6 +56,10 @@ static route_id match_sms(const char *p, size_t len, const char **param, size_t 
 
 static route_id match_path(const char *p, size_t len, const char **param, size_t *param_len)
 {
+    if (eq(p, len, "/livez"))
+        return ROUTE_LIVEZ;
+    if (eq(p, len, "/readyz"))
+        return ROUTE_READYZ;
     size_t plen = sizeof(PREFIX) - 1;
     if (len <= plen || memcmp(p, PREFIX, plen) != 0)
         return ROUTE_NONE;

@@ -22,6 +22,8 @@ typedef enum {
     ROUTE_SMS_OPERATOR_METRICS, /* {operator_id}/metrics */
     ROUTE_SMS_ACCOUNTS,
     ROUTE_SMS_ACCOUNT_USAGE, /* {account_id}/usage */
+    ROUTE_LIVEZ,             /* /livez, outside /api/v1 (API.md §8) */
+    ROUTE_READYZ,            /* /readyz, outside /api/v1 (API.md §8) */
 } route_id;
 
 /* Request body limits: 64 KiB (API.md), 1 MiB for POST /api/v1/events (SMS.md §6.6). */

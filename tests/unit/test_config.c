@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "common/config.h"
+#include "common/log.h"
 
 /* ---- fake source ------------------------------------------------------------------------------
  */
@@ -936,6 +937,31 @@ static void test_env_file_errors(void **state)
     config_env_file_free(NULL);
 }
 
+/* LOG_FORMAT (text|json, default text) and ACCESS_LOG (boolean, default false). */
+static void test_log_variables(void **state)
+{
+    (void)state;
+    const config_role S = CONFIG_ROLE_SERVER;
+    fake f;
+    fake_valid(&f);
+    config cfg;
+    assert_int_equal(run(&f, S, &cfg), 0);
+    assert_int_equal(cfg.log_format, LOG_FORMAT_TEXT);
+    assert_false(cfg.access_log);
+    config_free(&cfg);
+    set(&f, "LOG_FORMAT", "json");
+    set(&f, "ACCESS_LOG", "true");
+    assert_int_equal(run(&f, S, &cfg), 0);
+    assert_int_equal(cfg.log_format, LOG_FORMAT_JSON);
+    assert_true(cfg.access_log);
+    config_free(&cfg);
+    free(f.err);
+    expect_one(S, "LOG_FORMAT", "text", NULL);
+    expect_one(S, "LOG_FORMAT", "JSON", "LOG_FORMAT must be json or text");
+    expect_one(S, "LOG_FORMAT", "logfmt", "LOG_FORMAT must be json or text");
+    expect_one(S, "ACCESS_LOG", "yes", "ACCESS_LOG must be a boolean (true/false, 1/0, t/f)");
+}
+
 static void test_environ_source(void **state)
 {
     (void)state;
@@ -971,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_env_file_with_config_load),
         cmocka_unit_test(test_env_file_errors),
         cmocka_unit_test(test_environ_source),
+        cmocka_unit_test(test_log_variables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

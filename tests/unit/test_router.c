@@ -62,6 +62,33 @@ static void test_events_route(void **state)
     assert_int_equal(m.body_limit, 65536);
 }
 
+/* API.md §8: the probes, outside /api/v1, public, GET and HEAD only, exact paths. */
+static void test_probe_routes(void **state)
+{
+    (void)state;
+    route_match m;
+    assert_int_equal(route("GET", "/livez", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_LIVEZ);
+    assert_false(m.is_management);
+    assert_false(m.is_head);
+    assert_int_equal(route("HEAD", "/readyz", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_READYZ);
+    assert_true(m.is_head);
+    assert_false(m.is_management);
+    assert_int_equal(m.body_limit, 65536);
+    const char *methods[] = {"POST", "PUT", "DELETE", "OPTIONS", "get"};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        assert_int_equal(route(methods[i], "/livez", &m), ROUTER_METHOD_NOT_ALLOWED);
+        assert_string_equal(m.allow, "GET, HEAD");
+        assert_int_equal(route(methods[i], "/readyz", &m), ROUTER_METHOD_NOT_ALLOWED);
+        assert_string_equal(m.allow, "GET, HEAD");
+    }
+    const char *paths[] = {"/livez/", "/readyz/",      "/Livez",         "//livez",  "/livezz",
+                           "/ready",  "/api/v1/livez", "/api/v1/readyz", "/livez/x", "/health"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        assert_int_equal(route("GET", paths[i], &m), ROUTER_NOT_FOUND);
+}
+
 static void test_not_found(void **state)
 {
     (void)state;
@@ -152,9 +179,9 @@ static void test_sms_routes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_routes),       cmocka_unit_test(test_events_route),
-        cmocka_unit_test(test_sms_routes),         cmocka_unit_test(test_not_found),
-        cmocka_unit_test(test_method_not_allowed),
+        cmocka_unit_test(test_probe_routes), cmocka_unit_test(test_known_routes),
+        cmocka_unit_test(test_events_route), cmocka_unit_test(test_sms_routes),
+        cmocka_unit_test(test_not_found),    cmocka_unit_test(test_method_not_allowed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
