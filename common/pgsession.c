@@ -4,6 +4,9 @@
  */
 #include "common/pgsession.h"
 
+#include <errno.h>
+#include <poll.h>
+
 #include "common/log.h"
 #include "common/util.h"
 
@@ -73,10 +76,56 @@ PGconn *pgsession_connect(const char *url, const char *role)
     return conn;
 }
 
+static int interrupt_fd = -1;
+
+void pgsession_set_interrupt_fd(int fd)
+{
+    interrupt_fd = fd;
+}
+
+/* Sends the statement, then waits in poll() for the server and for interrupt_fd; when the fd
+ * becomes readable first, asks the server to cancel the statement (its result is then the
+ * cancellation error). Returns the last result, like PQexecParams (NULL only on OOM). */
+static PGresult *exec_interruptible(PGconn *conn, const char *what, const char *sql, int nparams,
+                                    const char *const *params)
+{
+    if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+        return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+    int cancelled = 0;
+    PGresult *last = NULL;
+    for (;;) {
+        while (!PQisBusy(conn)) {
+            PGresult *r = PQgetResult(conn);
+            if (r == NULL)
+                return last;
+            PQclear(last);
+            last = r;
+        }
+        struct pollfd pfd[2] = {{PQsocket(conn), POLLIN, 0}, {interrupt_fd, POLLIN, 0}};
+        int n = poll(pfd, cancelled ? 1 : 2, -1);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (!cancelled && (pfd[1].revents & POLLIN)) {
+            cancelled = 1;
+            log_info("%s: cancelling (shutting down)", what);
+            PGcancel *c = PQgetCancel(conn);
+            char err[256];
+            if (c == NULL || !PQcancel(c, err, sizeof(err)))
+                log_warn("%s: cancel request failed", what);
+            PQfreeCancel(c);
+        }
+        if ((pfd[0].revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn))
+            break;
+    }
+    PQclear(last);
+    return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR); /* the connection broke */
+}
+
 PGresult *pgsession_exec(PGconn *conn, const char *what, const char *sql, int nparams,
                          const char *const *params)
 {
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *res = interrupt_fd < 0 ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                                     : exec_interruptible(conn, what, sql, nparams, params);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;

@@ -44,4 +44,13 @@ PGconn *pgsession_connect(const char *url, const char *role);
 PGresult *pgsession_exec(PGconn *conn, const char *what, const char *sql, int nparams,
                          const char *const *params);
 
+/*
+ * Makes every later pgsession_exec of this process interruptible by `fd` (-1: not, the
+ * default): while a statement runs, pgsession_exec also polls fd, and once fd is readable it
+ * sends the server a cancel request and returns the cancellation as a failed statement (NULL,
+ * logged), so a long statement no longer delays a graceful stop. The fd is only polled, never
+ * read. The supervisor passes its stop signalfd (worker/stopsignal.h).
+ */
+void pgsession_set_interrupt_fd(int fd);
+
 #endif

@@ -85,3 +85,9 @@ void http_send_error(h2o_req_t *req, int status, const char *message)
     jbuf_puts(&b, "}}");
     http_send_jbuf(req, status, &b);
 }
+
+const char *http_request_id(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    return i < 0 ? NULL : req->res.headers.entries[i].value.base;
+}

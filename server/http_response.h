@@ -22,6 +22,10 @@ void http_send_jbuf(h2o_req_t *req, int status, jbuf *b);
  * literal (API.md §1.6), written through the JSON string encoder. */
 void http_send_error(h2o_req_t *req, int status, const char *message);
 
+/* The X-Request-Id this worker gave the response (API.md §8; http_worker.c sets it before any
+ * handler runs), NUL-terminated in the request's pool; NULL before that. */
+const char *http_request_id(h2o_req_t *req);
+
 /* The `code` member for an HTTP status (API.md §1.6); "internal_error" for unknown ones. */
 const char *http_error_code(int status);
 

@@ -71,14 +71,6 @@ static http_worker *worker;
 
 #define X_REQUEST_ID "x-request-id"
 
-/* The X-Request-Id already set on the response (NUL-terminated: attach_request_id made it), or
- * NULL. */
-static const char *response_request_id(h2o_req_t *req)
-{
-    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT(X_REQUEST_ID), -1);
-    return i < 0 ? NULL : req->res.headers.entries[i].value.base;
-}
-
 /*
  * Gives the response its X-Request-Id, once: the request's own first X-Request-Id when it is
  * well-formed, else a generated one (request_id.h). The value lives in the request's pool.
@@ -86,7 +78,7 @@ static const char *response_request_id(h2o_req_t *req)
  */
 static const char *attach_request_id(h2o_req_t *req)
 {
-    const char *id = response_request_id(req);
+    const char *id = http_request_id(req);
     if (id != NULL)
         return id;
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT(X_REQUEST_ID), -1);
@@ -116,7 +108,7 @@ static void on_write_deadline(h2o_timeout_entry_t *entry)
 {
     write_deadline *d = CONTAINER_OF(entry, write_deadline, entry);
     h2o_socket_t *sock = d->req->conn->callbacks->get_socket(d->req->conn);
-    log_set_request_id(response_request_id(d->req));
+    log_set_request_id(http_request_id(d->req));
     log_warn("HTTP_WRITE_TIMEOUT expired; closing the connection");
     /* Shut the socket down so the peer sees the connection close, then answer: the write fails,
      * h2o closes the connection and frees the request, and the handler's dispose hook cancels
@@ -361,7 +353,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         .duration_ms = us < 0 ? 0.0 : (double)us / 1000.0,
         .worker = worker->number,
     };
-    log_set_request_id(response_request_id(req));
+    log_set_request_id(http_request_id(req));
     log_access(&f);
     log_set_request_id(NULL);
 }

@@ -218,6 +218,8 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
     int stopfd = stopsignal_open();
     if (stopfd < 0)
         return EXIT_CHILD_CRASHED;
+    pgsession_set_interrupt_fd(stopfd); /* a long rollup or maintenance statement cannot delay
+                                            a graceful stop */
     shstate_slot *me = &shstate_global->slots[slot];
     atomic_store(&me->ready, 1);
 

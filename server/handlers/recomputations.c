@@ -74,7 +74,7 @@ static const char AUDIT_INSERT_SQL[] =
     "INSERT INTO audit_entries (actor, action, resource_type, resource_id, metadata, created_at) "
     "VALUES ($1, 'recompute.triggered', 'recompute_run', $2, jsonb_build_object("
     "'date_from', $3::text, 'date_to', $4::text, 'report_slug', $5::text, "
-    "'requested_via', 'http', 'window', $6::text), now())";
+    "'request_id', $7::text, 'requested_via', 'http', 'window', $6::text), now())";
 
 /* ---- GET /api/v1/recomputations ----------------------------------------------------------- */
 
@@ -245,8 +245,9 @@ static void on_tx_result(void *data, PGresult *res)
             tx_abort(t, 503, "recompute queue is full");
             return;
         }
-        const char *params[6] = {t->requested_by, t->id, t->from, t->to, t->slug, t->window};
-        tx_exec(t, TX_AUDIT, AUDIT_INSERT_SQL, 6, params);
+        const char *params[7] = {t->requested_by,        t->id, t->from, t->to, t->slug, t->window,
+                                 http_request_id(t->req)};
+        tx_exec(t, TX_AUDIT, AUDIT_INSERT_SQL, 7, params);
         return;
     }
     case TX_AUDIT:

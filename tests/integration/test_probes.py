@@ -79,6 +79,9 @@ def test_readyz_postgres_down_and_back():
         db = privatestack.PrivateDatabase(pg)
         svc = adtest.Service(db).start()
         assert adtest.wait_until(lambda: readyz(svc)[0] == 200, 10), svc.logs()
+        # Both HTTP workers hold a catalogue before PostgreSQL goes: a probe may reach either.
+        assert adtest.wait_until(lambda: svc.logs().count("catalogue: loaded") >= 2, 10), \
+            svc.logs()
 
         pg.stop()
         assert adtest.wait_until(lambda: readyz(svc)[0] == 503, 10), svc.logs()

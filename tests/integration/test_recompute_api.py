@@ -273,7 +273,8 @@ def test_trigger_unknown_and_unmatchable_report():
 def test_trigger_202_shape_row_audit_and_lock():
     reset(SVC)
     status, data = post(SVC, {"report_slug": "volume-by-period", "date_from": "2026-01-01",
-                              "date_to": "2026-02-01", "requested_by": "integration-test"})
+                              "date_to": "2026-02-01", "requested_by": "integration-test"},
+                        headers={"X-Request-Id": "trigger-req-1"})
     assert status == 202, (status, data)
     m = re.fullmatch((r'\{"data":\{"id":"(%s)","report_slug":"volume-by-period","window":"day",'
                       r'"date_from":"2026-01-01","date_to":"2026-02-01","requested_by":"integration-test",'
@@ -298,7 +299,8 @@ def test_trigger_202_shape_row_audit_and_lock():
     a = audit[0]
     assert a[:4] == ["integration-test", "recompute.triggered", "recompute_run", run_id], a
     assert json.loads(a[4]) == {"date_from": "2026-01-01", "date_to": "2026-02-01",
-                                "report_slug": "volume-by-period", "requested_via": "http",
+                                "report_slug": "volume-by-period",
+                                "request_id": "trigger-req-1", "requested_via": "http",
                                 "window": "day"}, a
     assert a[5] == "t", a  # written in the same transaction
     key = lock_key("volume-by-period", "day", "2026-01-01", "2026-02-01")
@@ -309,7 +311,8 @@ def test_trigger_202_shape_row_audit_and_lock():
     status, data = get(SVC, "/api/v1/audit-entries")
     assert status == 200
     assert ('"metadata":{"date_from":"2026-01-01","date_to":"2026-02-01","report_slug":'
-            '"volume-by-period","requested_via":"http","window":"day"}') in data.decode(), data
+            '"volume-by-period","request_id":"trigger-req-1","requested_via":"http",'
+            '"window":"day"}') in data.decode(), data
 
 
 def test_requested_by_rules():
@@ -654,6 +657,7 @@ def test_audit_entries():
     assert re.fullmatch((r'\{"data":\[\{"id":%d,"actor":"ann","action":"recompute.triggered",'
                          r'"resource_type":"recompute_run","resource_id":"%s","metadata":\{'
                          r'"date_from":"2016-01-01","date_to":"2016-01-03","report_slug":"top-entities",'
+                         r'"request_id":"[0-9a-f]{32}",'
                          r'"requested_via":"http","window":"day"\},"created_at":"%s"\}\],'
                          r'"meta":\{"pagination":\{"limit":1,"offset":0,"total":3\}\}\}' + "\n")
                         % (ids[0], runs[2]["id"], TS), raw.decode()), raw

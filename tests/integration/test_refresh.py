@@ -307,6 +307,32 @@ def test_retention_deletes_expired_snapshots_and_reads_say_so():
         stop_clean(svc)
 
 
+def test_stop_cancels_a_blocked_scheduler_statement():
+    """A graceful stop does not wait for a supervisor statement (pgsession_set_interrupt_fd):
+    the scheduler's collection is held behind a table lock, SIGTERM cancels it, exit status 0."""
+    svc = service()
+    holder = subprocess.Popen(["psql", DB.conninfo, "-X", "-q", "-At"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write("BEGIN; LOCK TABLE event_change_days IN ACCESS EXCLUSIVE MODE;"
+                           " SELECT 'held';\n")
+        holder.stdin.flush()
+        while holder.stdout.readline().strip() != "held":
+            pass
+        blocked = lambda: rows("SELECT count(*) FROM pg_stat_activity WHERE application_name"
+                               " LIKE '%:supervisor:%' AND wait_event_type = 'Lock'") == [("1",)]
+        assert adtest.wait_until(blocked, 30), svc.logs()[-3000:]
+        rc = svc.stop()  # the master kills what is left after HTTP_SHUTDOWN_TIMEOUT: status 1
+        assert rc == 0, (rc, svc.logs()[-3000:])
+        assert "scheduler: collecting changes: cancelling (shutting down)" in svc.logs()
+    finally:
+        holder.stdin.write("ROLLBACK;\n")
+        holder.stdin.close()
+        holder.wait(10)
+        if svc.proc.poll() is None:
+            svc.stop()
+
+
 if __name__ == "__main__":
     DB = adtest.ScratchDatabase()
     try:
@@ -315,6 +341,7 @@ if __name__ == "__main__":
                     test_changes_while_down_are_refreshed_after_start,
                     test_late_event_shows_in_the_next_read_and_nothing_runs_without_changes,
                     test_scheduled_and_manual_runs_of_one_scope_never_both_run,
-                    test_retention_deletes_expired_snapshots_and_reads_say_so])
+                    test_retention_deletes_expired_snapshots_and_reads_say_so,
+                    test_stop_cancels_a_blocked_scheduler_statement])
     finally:
         DB.drop()
