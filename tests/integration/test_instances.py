@@ -1,0 +1,317 @@
+"""tests/integration/test_instances.py: several `analyticsd serve` instances on one PostgreSQL
+database and one Redis database act as one service (DATA.md §6.8, §6.9, §6.10, §7.2, §7.5;
+API.md §4.5–§4.7, §6).
+
+Two instances A and B (own ports, own process trees) share a scratch database and Redis db 12.
+Proves, with real processes and nothing mocked:
+
+- a run triggered on either instance is executed exactly once, by one of them: `completed`,
+  `attempts` 1, one `recompute.completed` audit entry, no `recompute.failed` (20 scopes
+  triggered half on A and half on B, both dispatching them);
+- the cache invalidation of a recompute completed through A is seen by the very next read on B;
+- a run left `pending` by an instance killed with SIGKILL (master and every child, no graceful
+  path) is completed by the other one, started afterwards;
+- a run left `running` by a killed instance is an orphan for the other instance's supervisor,
+  which returns it to `pending` and completes it (attempt 2).
+
+`kill_instance` is the helper for the scheduler failover test another engineer will add
+(`placeholder_scheduler_fails_over_from_a_to_b`, not run).
+"""
+
+import json
+import os
+import signal
+import socket
+import time
+
+import adtest
+import recpipe
+
+DB = None
+REDIS_DB = 12  # adtest.REDIS_DBS["test_instances"]
+AUTH = {"X-Management-Key": "test-key", "Content-Type": "application/json"}
+WAIT = 30  # generous: the ASan build on a loaded two-core machine
+
+
+def instance(**env):
+    base = dict(HTTP_WORKERS=2, RECOMPUTE_WORKERS=2)
+    base.update(env)
+    return adtest.Service(DB, redis_db=REDIS_DB, **base)
+
+
+def reset():
+    recpipe.reset(DB, adtest.redis_db_url(REDIS_DB))
+
+
+def redis(*args):
+    return adtest.redis_cli(adtest.redis_db_url(REDIS_DB), *args)
+
+
+def trigger(svc, slug, window, date_from, date_to):
+    """POST /api/v1/recomputations on svc; returns the run id of the 202."""
+    body = json.dumps({"report_slug": slug, "window": window, "date_from": date_from,
+                       "date_to": date_to, "requested_by": "instances-test"})
+    status, _, data = svc.request("POST", "/api/v1/recomputations", body=body, headers=AUTH)
+    assert status == 202, (status, data)
+    run = json.loads(data)["data"]
+    assert run["status"] == "pending" and run["attempts"] == 0, run
+    return run["id"]
+
+
+def api_run(svc, run_id):
+    status, body = svc.get_json("/api/v1/recomputations/" + run_id, headers=AUTH)
+    assert status == 200, (status, body)
+    return body["data"]
+
+
+def read(svc, path):
+    status, body = svc.get_json(path)
+    assert status == 200, (status, body)
+    return body["data"]
+
+
+def completed_exactly_once(run_id, attempts=1):
+    """The run is completed after `attempts` worker starts, with one completion and no failure."""
+    row = recpipe.run_row(DB, run_id)
+    assert row["status"] == "completed" and row["attempts"] == attempts, (run_id, row)
+    assert not row["finished_at_null"] and row["error_message"] == "<null>", (run_id, row)
+    assert len(recpipe.audit(DB, run_id, "recompute.triggered")) == 1, run_id
+    done = recpipe.audit(DB, run_id, "recompute.completed")
+    assert len(done) == 1 and done[0][0] == "recompute-worker", (run_id, done)
+    assert done[0][1]["rows_inserted"] == row["summary"]["rows_inserted"], (run_id, done, row)
+    assert recpipe.audit(DB, run_id, "recompute.failed") == [], run_id
+    return row
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_instance(svc, timeout=WAIT):
+    """Kills an instance completely and abruptly, as a power cut would: no process of it gets to
+    run any shutdown code. The master is stopped first (so it cannot respawn a child), then every
+    child is stopped and killed (SIGKILL, so PR_SET_PDEATHSIG's SIGTERM never runs a graceful
+    stop), then the master. Waits until every process is gone, their PostgreSQL sessions have
+    ended (so their advisory locks are free) and the port refuses connections. Returns the pids."""
+    master = svc.proc.pid
+    os.kill(master, signal.SIGSTOP)
+    children = sorted(svc.children())
+    for pid in children:
+        os.kill(pid, signal.SIGSTOP)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    os.kill(master, signal.SIGKILL)
+    svc.proc.wait(timeout)
+    pids = [master] + children
+    assert adtest.wait_until(lambda: not any(alive(p) for p in children), timeout, step=0.05), \
+        [p for p in children if alive(p)]
+
+    def sessions():
+        names = [r[0] for r in DB.sql("SELECT application_name FROM pg_stat_activity WHERE"
+                                      " datname = current_database()")]
+        return [n for n in names if n.rsplit(":", 1)[-1] in {str(p) for p in pids}]
+    assert adtest.wait_until(lambda: not sessions(), timeout, step=0.1), sessions()
+    try:
+        socket.create_connection(("127.0.0.1", svc.port), timeout=2).close()
+        raise AssertionError("port %d still accepts after the kill" % svc.port)
+    except ConnectionRefusedError:
+        pass
+    return pids
+
+
+def stop_clean(svc):
+    if svc is None or svc.proc is None or svc.proc.poll() is not None:
+        return
+    rc = svc.stop()
+    assert rc == 0, "exit status %s\n%s" % (rc, svc.logs())
+
+
+def owner_instance(run_id, a, b):
+    """'A' or 'B': the instance whose recompute worker's session is busy with run_id's rebuild
+    (the worker waits in the rebuild behind the hook lock)."""
+    busy = [pid for pid, state in recpipe.recompute_backend_pids(DB).items() if state == "active"]
+    owners = ["A" for p in busy if a is not None and p in a.pids("recompute worker")] + \
+             ["B" for p in busy if b is not None and p in b.pids("recompute worker")]
+    return owners[0] if len(owners) == 1 else None
+
+
+# ---- a. exactly once -------------------------------------------------------------------------
+
+def test_runs_triggered_on_both_instances_complete_exactly_once():
+    reset()
+    a, b = instance().start(), instance().start()
+    try:
+        runs = []
+        for i in range(20):
+            slug = recpipe.REPORTS[i % 3]
+            window = ("day", "week")[i // 2 % 2]
+            f, t = recpipe.day(DB, -60 - i), recpipe.day(DB, -20 + i)
+            runs.append(trigger(a if i % 2 == 0 else b, slug, window, f, t))
+        assert len(set(runs)) == 20, runs
+        for run_id in runs:
+            recpipe.wait_status(DB, run_id, "completed", WAIT)
+        # Both instances see the final state through the API.
+        for run_id in runs:
+            assert api_run(a, run_id)["status"] == "completed"
+            assert api_run(b, run_id)["status"] == "completed"
+        # More than a dispatch refill period (1 s) later still exactly once: an id a second
+        # instance had queued too never led to a second execution.
+        time.sleep(2.5)
+        for run_id in runs:
+            completed_exactly_once(run_id)
+        done = DB.sql("SELECT count(*) FROM audit_entries WHERE action = 'recompute.completed'")
+        assert done == [["20"]], done
+        assert recpipe.totals(DB).get(("volume-by-period", "day")) == 25000, recpipe.totals(DB)
+        locks = redis("--scan", "--pattern", "recompute:lock:*")
+        assert locks == "", "scope locks left: %s" % locks
+        assert a.proc.poll() is None and b.proc.poll() is None
+    finally:
+        stop_clean(a)
+        stop_clean(b)
+
+
+# ---- b. cache invalidation across instances ----------------------------------------------------
+
+def test_recompute_on_a_invalidates_reads_on_b():
+    reset()
+    a, b = instance().start(), instance().start()
+    f, t = recpipe.day(DB, -12), recpipe.day(DB, -8)
+    path = "/api/v1/reports/status-counts/run?date_from=%s&date_to=%s" % (f, t)
+    week = path + "&window=week"
+    other = "/api/v1/reports/top-entities/run?date_from=%s&date_to=%s&limit=5" % (f, t)
+    added = 7
+    try:
+        first = read(b, path)
+        assert first["cache_hit"] is False, first
+        second = read(b, path)
+        assert second["cache_hit"] is True and second["rows"] == first["rows"], second
+        old = {r["status"]: r["event_count"] for r in first["rows"]}
+        read(b, week)
+        assert read(b, week)["cache_hit"] is True
+        read(b, other)
+        assert read(b, other)["cache_hit"] is True
+        # New events in the range; the cache still answers the old counts.
+        DB.sql("INSERT INTO analytics_events (source_id, external_ref, entity_id, status,"
+               " processing_ms, amount_cents, occurred_at) SELECT (SELECT min(id) FROM"
+               " event_sources), 'instances-test-' || g, 'entity-1', 'failed', 1, 1,"
+               " '%s'::date + time '12:00' AT TIME ZONE 'UTC' FROM generate_series(1, %d) g"
+               % (recpipe.day(DB, -10), added))
+        stale = read(b, path)
+        assert stale["cache_hit"] is True and stale["rows"] == first["rows"], stale
+        run_id = trigger(a, "status-counts", "day", f, t)
+        assert adtest.wait_until(lambda: api_run(a, run_id)["status"] == "completed", WAIT,
+                                 step=0.05), api_run(a, run_id)
+        # The very next read on B is a miss and shows the new events.
+        fresh = read(b, path)
+        assert fresh["cache_hit"] is False, fresh
+        new = {r["status"]: r["event_count"] for r in fresh["rows"]}
+        expected = dict(old, failed=old.get("failed", 0) + added)
+        assert new == expected, (old, new)
+        assert read(b, path)["cache_hit"] is True
+        # Every cached result of the report stops being served (any window, any range); other
+        # reports keep theirs.
+        assert read(b, week)["cache_hit"] is False
+        assert read(b, other)["cache_hit"] is True
+        completed_exactly_once(run_id)
+    finally:
+        DB.sql("DELETE FROM analytics_events WHERE external_ref LIKE 'instances-test-%'")
+        try:
+            # Put the snapshots back as seeded for the tests after this one.
+            restore = trigger(a, "status-counts", "day", f, t)
+            recpipe.wait_status(DB, restore, "completed", WAIT)
+        finally:
+            stop_clean(a)
+            stop_clean(b)
+
+
+# ---- c. runs left behind by a killed instance --------------------------------------------------
+
+def test_pending_run_of_killed_instance_is_completed_by_the_other():
+    reset()
+    a, b = instance(RECOMPUTE_WORKERS=1).start(), None
+    try:
+        # A's only recompute worker cannot take anything: the run A accepts stays pending.
+        workers = a.pids("recompute worker")
+        assert len(workers) == 1, a.children()
+        os.kill(workers[0], signal.SIGSTOP)
+        f, t = recpipe.day(DB, -33), recpipe.day(DB, -31)
+        run_id = trigger(a, "volume-by-period", "day", f, t)
+        key = recpipe.lock_key("volume-by-period", "day", f, t)
+        time.sleep(2)  # A's supervisor refills the ring at least once meanwhile
+        assert recpipe.run_row(DB, run_id)["status"] == "pending", recpipe.run_row(DB, run_id)
+        kill_instance(a)
+        row = recpipe.run_row(DB, run_id)
+        assert row["status"] == "pending" and row["attempts"] == 0, row
+        assert redis("GET", key) == run_id, "the scope lock of a pending run must be kept"
+        b = instance().start()
+        assert adtest.wait_until(lambda: api_run(b, run_id)["status"] == "completed", WAIT,
+                                 step=0.1), api_run(b, run_id)
+        completed_exactly_once(run_id, attempts=1)
+        assert adtest.wait_until(lambda: redis("EXISTS", key) == "0", 5), "scope lock not released"
+    finally:
+        if a.proc.poll() is None:
+            kill_instance(a)
+        stop_clean(b)
+
+
+def test_running_run_of_killed_instance_is_an_orphan_the_other_completes():
+    reset()
+    hook = recpipe.HookLock(DB, "top-entities", "day")
+    a, b = instance(RECOMPUTE_WORKERS=1).start(), None
+    try:
+        f, t = recpipe.day(DB, -22), recpipe.day(DB, -21)
+        run_id = trigger(a, "top-entities", "day", f, t)
+        recpipe.wait_status(DB, run_id, "running", WAIT, attempts=1)
+        assert adtest.wait_until(lambda: owner_instance(run_id, a, b) == "A", WAIT, step=0.1), \
+            recpipe.recompute_backend_pids(DB)
+        # B starts while A owns the run: its startup orphan scan must leave it alone.
+        b = instance().start()
+        time.sleep(1.5)
+        row = recpipe.run_row(DB, run_id)
+        assert row["status"] == "running" and row["attempts"] == 1, row
+        kill_instance(a)
+        # B's supervisor (periodic scan, every 10 s) finds the orphan and B's worker claims it
+        # again; it then waits behind the hook lock, so the claim is observable.
+        recpipe.wait_status(DB, run_id, "running", WAIT, attempts=2)
+        assert adtest.wait_until(lambda: owner_instance(run_id, None, b) == "B", WAIT, step=0.1), \
+            recpipe.recompute_backend_pids(DB)
+        hook.release()
+        assert adtest.wait_until(lambda: api_run(b, run_id)["status"] == "completed", WAIT,
+                                 step=0.1), api_run(b, run_id)
+        completed_exactly_once(run_id, attempts=2)
+        key = recpipe.lock_key("top-entities", "day", f, t)
+        assert adtest.wait_until(lambda: redis("EXISTS", key) == "0", 5), "scope lock not released"
+    finally:
+        hook.release()
+        if a.proc.poll() is None:
+            kill_instance(a)
+        stop_clean(b)
+
+
+# ---- d. scheduler failover (placeholder) -------------------------------------------------------
+
+def placeholder_scheduler_fails_over_from_a_to_b():
+    """PLACEHOLDER, deliberately not registered in main() and skipped: the report scheduler is
+    being written by another engineer. Intended shape: start A, wait until A leads (its log says
+    "leadership: this instance now runs"), let A's scheduler create a scheduled run
+    (audit `requested_via` "scheduler"), kill_instance(A), then assert that B takes the
+    leadership lock within WAIT, that the next scheduled run is created by B exactly once
+    (one `recompute.triggered` per slot, no duplicate after A's death) and completes once
+    (completed_exactly_once)."""
+    raise NotImplementedError("scheduler failover test: waiting for the scheduler")
+
+
+if __name__ == "__main__":
+    DB = adtest.ScratchDatabase()
+    try:
+        adtest.run([test_runs_triggered_on_both_instances_complete_exactly_once,
+                    test_recompute_on_a_invalidates_reads_on_b,
+                    test_pending_run_of_killed_instance_is_completed_by_the_other,
+                    test_running_run_of_killed_instance_is_an_orphan_the_other_completes])
+    finally:
+        DB.drop()
