@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 
 import adtest
@@ -144,33 +145,68 @@ def owner_instance(run_id, a, b):
 
 def test_runs_triggered_on_both_instances_complete_exactly_once():
     reset()
+    # Every report/window pair is held (DATA.md §8.5) while the 20 runs are triggered, so each
+    # instance's two workers block inside a rebuild and the other runs pile up `pending`; both
+    # supervisors' refills then queue the same ids in both rings, and both instances' workers
+    # race for them once the hooks go.
+    hooks = [recpipe.HookLock(DB, slug, window) for slug in recpipe.REPORTS
+             for window in ("day", "week")]
     a, b = instance().start(), instance().start()
     try:
-        runs = []
+        scopes = []
         for i in range(20):
-            slug = recpipe.REPORTS[i % 3]
-            window = ("day", "week")[i // 2 % 2]
-            f, t = recpipe.day(DB, -60 - i), recpipe.day(DB, -20 + i)
-            runs.append(trigger(a if i % 2 == 0 else b, slug, window, f, t))
-        assert len(set(runs)) == 20, runs
+            f, t = DB.sql("SELECT to_char(d - %d, 'YYYY-MM-DD'), to_char(d - %d, 'YYYY-MM-DD') FROM"
+                          " (SELECT (now() AT TIME ZONE 'UTC')::date d) s" % (60 + i, 20 - i))[0]
+            scopes.append((recpipe.REPORTS[i % 3], ("day", "week")[i // 3 % 2], f, t))
+        assert len(set(scopes)) == 20
+        runs = [None] * 20
+
+        def trigger_all(svc, first):
+            for i in range(first, 20, 2):
+                runs[i] = trigger(svc, *scopes[i])
+        threads = [threading.Thread(target=trigger_all, args=(svc, n)) for n, svc in ((0, a), (1, b))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(WAIT)
+        assert all(runs) and len(set(runs)) == 20, runs
+
+        def busy():
+            return [pid for pid, state in recpipe.recompute_backend_pids(DB).items()
+                    if state == "active"]
+        # Both instances execute runs: each one's two workers are inside a rebuild.
+        assert adtest.wait_until(lambda: sorted(busy()) == sorted(a.pids("recompute worker") +
+                                                                  b.pids("recompute worker")),
+                                 WAIT, step=0.1), (busy(), a.children(), b.children())
+        time.sleep(2)  # both supervisors refill their rings meanwhile (every second)
+        states = [recpipe.run_row(DB, r)["status"] for r in runs]
+        assert states.count("running") == 4 and states.count("pending") == 16, states
+        for hook in hooks:
+            hook.release()
         for run_id in runs:
             recpipe.wait_status(DB, run_id, "completed", WAIT)
         # Both instances see the final state through the API.
         for run_id in runs:
             assert api_run(a, run_id)["status"] == "completed"
             assert api_run(b, run_id)["status"] == "completed"
-        # More than a dispatch refill period (1 s) later still exactly once: an id a second
-        # instance had queued too never led to a second execution.
+        # More than a dispatch refill period later still exactly once: an id both instances had
+        # queued never led to a second claim or execution.
         time.sleep(2.5)
         for run_id in runs:
             completed_exactly_once(run_id)
+        logs = a.logs() + b.logs()
+        for run_id in runs:
+            assert logs.count("run %s claimed:" % run_id) == 1, run_id
+            assert logs.count("run %s completed:" % run_id) == 1, run_id
         done = DB.sql("SELECT count(*) FROM audit_entries WHERE action = 'recompute.completed'")
         assert done == [["20"]], done
-        assert recpipe.totals(DB).get(("volume-by-period", "day")) == 25000, recpipe.totals(DB)
+        assert set(recpipe.totals(DB).values()) == {25000}, recpipe.totals(DB)
         locks = redis("--scan", "--pattern", "recompute:lock:*")
         assert locks == "", "scope locks left: %s" % locks
         assert a.proc.poll() is None and b.proc.poll() is None
     finally:
+        for hook in hooks:
+            hook.release()
         stop_clean(a)
         stop_clean(b)
 
