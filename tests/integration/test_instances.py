@@ -12,7 +12,11 @@ Proves, with real processes and nothing mocked:
 - a run left `pending` by an instance killed with SIGKILL (master and every child, no graceful
   path) is completed by the other one, started afterwards;
 - a run left `running` by a killed instance is an orphan for the other instance's supervisor,
-  which returns it to `pending` and completes it (attempt 2).
+  which returns it to `pending` and completes it (attempt 2);
+- a run handed back to `pending` by an instance's graceful stop is completed by the other one
+  (attempt 1: the interrupted start is not counted).
+
+No service log may contain a sanitizer report (the ASan/UBSan tree runs the same file).
 
 `kill_instance` is the helper for the scheduler failover test another engineer will add
 (`placeholder_scheduler_fails_over_from_a_to_b`, not run).
@@ -122,14 +126,24 @@ def kill_instance(svc, timeout=WAIT):
         raise AssertionError("port %d still accepts after the kill" % svc.port)
     except ConnectionRefusedError:
         pass
+    no_sanitizer_report(svc)
     return pids
 
 
+def no_sanitizer_report(svc):
+    """A child that trips ASan/UBSan is respawned by the master, so only its log tells."""
+    logs = svc.logs()
+    for mark in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        assert mark not in logs, "%s in the log:\n%s" % (mark, logs)
+
+
 def stop_clean(svc):
-    if svc is None or svc.proc is None or svc.proc.poll() is not None:
+    if svc is None or svc.proc is None:
         return
-    rc = svc.stop()
-    assert rc == 0, "exit status %s\n%s" % (rc, svc.logs())
+    if svc.proc.poll() is None:
+        rc = svc.stop()
+        assert rc == 0, "exit status %s\n%s" % (rc, svc.logs())
+    no_sanitizer_report(svc)
 
 
 def owner_instance(run_id, a, b):
@@ -329,6 +343,35 @@ def test_running_run_of_killed_instance_is_an_orphan_the_other_completes():
         stop_clean(b)
 
 
+def test_run_returned_by_graceful_stop_of_a_is_completed_by_b():
+    reset()
+    hook = recpipe.HookLock(DB, "status-counts", "week")
+    a = instance(RECOMPUTE_WORKERS=1, HTTP_SHUTDOWN_TIMEOUT="2s").start()
+    b = None
+    try:
+        f, t = recpipe.day(DB, -50), recpipe.day(DB, -40)
+        run_id = trigger(a, "status-counts", "week", f, t)
+        recpipe.wait_status(DB, run_id, "running", WAIT, attempts=1)
+        assert adtest.wait_until(lambda: owner_instance(run_id, a, b) == "A", WAIT, step=0.1), \
+            recpipe.recompute_backend_pids(DB)
+        b = instance().start()
+        # A's stop cannot finish the held job within its grace: the run goes back to pending
+        # with the attempt not counted (DATA.md §6.7), and B takes it over.
+        assert a.stop() == 0, a.logs()
+        no_sanitizer_report(a)
+        recpipe.wait_status(DB, run_id, "running", WAIT, attempts=1)
+        assert adtest.wait_until(lambda: owner_instance(run_id, None, b) == "B", WAIT, step=0.1), \
+            recpipe.recompute_backend_pids(DB)
+        hook.release()
+        assert adtest.wait_until(lambda: api_run(b, run_id)["status"] == "completed", WAIT,
+                                 step=0.1), api_run(b, run_id)
+        completed_exactly_once(run_id, attempts=1)
+    finally:
+        hook.release()
+        stop_clean(a)
+        stop_clean(b)
+
+
 # ---- d. scheduler failover (placeholder) -------------------------------------------------------
 
 def placeholder_scheduler_fails_over_from_a_to_b():
@@ -348,6 +391,7 @@ if __name__ == "__main__":
         adtest.run([test_runs_triggered_on_both_instances_complete_exactly_once,
                     test_recompute_on_a_invalidates_reads_on_b,
                     test_pending_run_of_killed_instance_is_completed_by_the_other,
-                    test_running_run_of_killed_instance_is_an_orphan_the_other_completes])
+                    test_running_run_of_killed_instance_is_an_orphan_the_other_completes,
+                    test_run_returned_by_graceful_stop_of_a_is_completed_by_b])
     finally:
         DB.drop()
