@@ -12,7 +12,8 @@ Proves, with real processes and nothing mocked:
 - a run left `pending` by an instance killed with SIGKILL (master and every child, no graceful
   path) is completed by the other one, started afterwards;
 - a run left `running` by a killed instance is an orphan for the other instance's supervisor,
-  which returns it to `pending` and completes it (attempt 2);
+  which returns it to `pending` and completes it (attempt 2), whether it was already running
+  (periodic scan) or is started after the kill (startup scan);
 - a run handed back to `pending` by an instance's graceful stop is completed by the other one
   (attempt 1: the interrupted start is not counted).
 
@@ -343,10 +344,37 @@ def test_running_run_of_killed_instance_is_an_orphan_the_other_completes():
         stop_clean(b)
 
 
+def test_running_run_of_killed_instance_is_recovered_by_a_later_instance():
+    """The same orphan, found by the startup scan of an instance started after the kill."""
+    reset()
+    hook = recpipe.HookLock(DB, "volume-by-period", "week")
+    a, b = instance(RECOMPUTE_WORKERS=1).start(), None
+    try:
+        f, t = recpipe.day(DB, -45), recpipe.day(DB, -30)
+        run_id = trigger(a, "volume-by-period", "week", f, t)
+        recpipe.wait_status(DB, run_id, "running", WAIT, attempts=1)
+        assert adtest.wait_until(lambda: owner_instance(run_id, a, b) == "A", WAIT, step=0.1), \
+            recpipe.recompute_backend_pids(DB)
+        kill_instance(a)
+        row = recpipe.run_row(DB, run_id)
+        assert row["status"] == "running" and row["attempts"] == 1, row
+        hook.release()
+        b = instance().start()
+        assert adtest.wait_until(lambda: api_run(b, run_id)["status"] == "completed", WAIT,
+                                 step=0.1), api_run(b, run_id)
+        completed_exactly_once(run_id, attempts=2)
+        assert "run %s was orphaned after attempt 1" % run_id in b.logs(), b.logs()
+    finally:
+        hook.release()
+        if a.proc.poll() is None:
+            kill_instance(a)
+        stop_clean(b)
+
+
 def test_run_returned_by_graceful_stop_of_a_is_completed_by_b():
     reset()
     hook = recpipe.HookLock(DB, "status-counts", "week")
-    a = instance(RECOMPUTE_WORKERS=1, HTTP_SHUTDOWN_TIMEOUT="2s").start()
+    a = instance(RECOMPUTE_WORKERS=1, HTTP_SHUTDOWN_TIMEOUT="5s").start()
     b = None
     try:
         f, t = recpipe.day(DB, -50), recpipe.day(DB, -40)
@@ -392,6 +420,7 @@ if __name__ == "__main__":
                     test_recompute_on_a_invalidates_reads_on_b,
                     test_pending_run_of_killed_instance_is_completed_by_the_other,
                     test_running_run_of_killed_instance_is_an_orphan_the_other_completes,
+                    test_running_run_of_killed_instance_is_recovered_by_a_later_instance,
                     test_run_returned_by_graceful_stop_of_a_is_completed_by_b])
     finally:
         DB.drop()
