@@ -168,11 +168,11 @@ def test_runs_triggered_on_both_instances_complete_exactly_once():
              for window in ("day", "week")]
     a, b = instance().start(), instance().start()
     try:
-        scopes = []
-        for i in range(20):
-            f, t = DB.sql("SELECT to_char(d - %d, 'YYYY-MM-DD'), to_char(d - %d, 'YYYY-MM-DD') FROM"
-                          " (SELECT (now() AT TIME ZONE 'UTC')::date d) s" % (60 + i, 20 - i))[0]
-            scopes.append((recpipe.REPORTS[i % 3], ("day", "week")[i // 3 % 2], f, t))
+        dates = DB.sql("SELECT to_char(d - 60 - i, 'YYYY-MM-DD'), to_char(d - 20 + i, 'YYYY-MM-DD')"
+                       " FROM (SELECT (now() AT TIME ZONE 'UTC')::date d) s, generate_series(0, 19) i"
+                       " ORDER BY i")
+        scopes = [(recpipe.REPORTS[i % 3], ("day", "week")[i // 3 % 2], f, t)
+                  for i, (f, t) in enumerate(dates)]
         assert len(set(scopes)) == 20
         runs = [None] * 20
 
@@ -198,8 +198,12 @@ def test_runs_triggered_on_both_instances_complete_exactly_once():
         assert states.count("running") == 4 and states.count("pending") == 16, states
         for hook in hooks:
             hook.release()
-        for run_id in runs:
-            recpipe.wait_status(DB, run_id, "completed", WAIT)
+        ids = ",".join("'%s'" % r for r in runs)
+
+        def unfinished():
+            return DB.sql("SELECT id, status FROM recompute_runs WHERE id IN (%s) AND status <>"
+                          " 'completed'" % ids)
+        assert adtest.wait_until(lambda: not unfinished(), WAIT, step=0.2), unfinished()
         # Both instances see the final state through the API.
         for run_id in runs:
             assert api_run(a, run_id)["status"] == "completed"
@@ -207,8 +211,19 @@ def test_runs_triggered_on_both_instances_complete_exactly_once():
         # More than a dispatch refill period later still exactly once: an id both instances had
         # queued never led to a second claim or execution.
         time.sleep(2.5)
-        for run_id in runs:
-            completed_exactly_once(run_id)
+        rows = DB.sql("SELECT r.id, r.status, r.attempts, r.summary->>'rows_inserted',"
+                      " count(*) FILTER (WHERE e.action = 'recompute.triggered'),"
+                      " count(*) FILTER (WHERE e.action = 'recompute.completed'),"
+                      " count(*) FILTER (WHERE e.action = 'recompute.failed'),"
+                      " max(e.metadata->>'rows_inserted') FILTER (WHERE e.action ="
+                      " 'recompute.completed') FROM recompute_runs r LEFT JOIN audit_entries e"
+                      " ON e.resource_type = 'recompute_run' AND e.resource_id = r.id::text"
+                      " WHERE r.id IN (%s) GROUP BY r.id" % ids)
+        assert len(rows) == 20, rows
+        for run_id, status, attempts, inserted, trig, done, failed, audited in rows:
+            assert (status, attempts, trig, done, failed) == ("completed", "1", "1", "1", "0"), \
+                (run_id, status, attempts, trig, done, failed)
+            assert inserted == audited, (run_id, inserted, audited)
         logs = a.logs() + b.logs()
         for run_id in runs:
             assert logs.count("run %s claimed:" % run_id) == 1, run_id
