@@ -91,3 +91,46 @@ const char *http_request_id(h2o_req_t *req)
     ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
     return i < 0 ? NULL : req->res.headers.entries[i].value.base;
 }
+
+/*
+ * See http_response.h.
+ */
+int http_if_none_match(h2o_req_t *req, const char *etag)
+{
+    const char *opaque = etag + 2; /* "<version>-<hash>" with its quotes */
+    size_t olen = strlen(opaque);
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, i)) != -1;) {
+        const h2o_iovec_t *v = &req->headers.entries[i].value;
+        size_t p = 0;
+        while (p < v->len) {
+            while (p < v->len && (v->base[p] == ' ' || v->base[p] == '\t' || v->base[p] == ','))
+                p++;
+            size_t start = p;
+            while (p < v->len && v->base[p] != ',')
+                p++;
+            size_t end = p;
+            while (end > start && (v->base[end - 1] == ' ' || v->base[end - 1] == '\t'))
+                end--;
+            const char *t = v->base + start;
+            size_t n = end - start;
+            if (n == 1 && t[0] == '*')
+                return 1;
+            if (n >= 2 && t[0] == 'W' && t[1] == '/') {
+                t += 2;
+                n -= 2;
+            }
+            if (n == olen && memcmp(t, opaque, olen) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+void http_send_not_modified(h2o_req_t *req)
+{
+    if (req->res.status != 0)
+        return;
+    req->res.status = 304;
+    req->res.reason = "Not Modified";
+    h2o_send_inline(req, NULL, 0);
+}

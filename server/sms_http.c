@@ -4,6 +4,7 @@
  */
 #include "server/sms_http.h"
 
+#include "common/cachekey.h"
 #include "common/dates.h"
 #include "common/log.h"
 #include "common/textutil.h"
@@ -19,6 +20,54 @@
 #include <time.h>
 
 #define SMS_HTTP_CACHE_SLOTS 256
+#define SMS_ETAG_LEN         20 /* W/"<16 hex digits>" */
+
+/*
+ * The ETag of an SMS answer (README, "SMS delivery analytics: reads"): W/"<the first 16 hex
+ * digits of the SHA-256 of the body without the value of meta.freshness.as_of>". as_of says
+ * when the answer was computed and changes at every computation; everything else (data, range,
+ * ingested_through) is what a client's copy depends on, so an unchanged answer keeps its tag
+ * across recomputations and cache expiries, on every worker and every instance.
+ */
+static void sms_etag(const char *body, size_t len, char out[SMS_ETAG_LEN + 1])
+{
+    static const char mark[] = "\"as_of\":\"";
+    jbuf t;
+    jbuf_init(&t);
+    const char *at = memmem(body, len, mark, sizeof(mark) - 1);
+    const char *end = at == NULL ? NULL
+                                 : memchr(at + sizeof(mark) - 1, '"',
+                                          len - (size_t)(at + sizeof(mark) - 1 - body));
+    if (end != NULL) {
+        jbuf_append(&t, body, (size_t)(at - body) + sizeof(mark) - 1);
+        jbuf_append(&t, end, len - (size_t)(end - body));
+    } else {
+        jbuf_append(&t, body, len);
+    }
+    char hex[65];
+    cachekey_sha256_hex(t.data, t.len, hex);
+    jbuf_free(&t);
+    snprintf(out, SMS_ETAG_LEN + 1, "W/\"%.16s\"", hex);
+}
+
+/* A 200 answer with its ETag (the entry's first SMS_ETAG_LEN bytes) and Cache-Control, or 304
+ * when the client's copy is current. */
+static void send_ok(h2o_req_t *req, const http_app *app, const char *entry_etag, const char *body,
+                    size_t len)
+{
+    char *etag = h2o_strdup(&req->pool, entry_etag, SMS_ETAG_LEN).base; /* NUL-terminated */
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, SMS_ETAG_LEN);
+    char cc[48];
+    int64_t ttl_s = app->cfg->sms_cache_ttl_ns / 1000000000;
+    int n = ttl_s > 0 ? snprintf(cc, sizeof(cc), "private, max-age=%lld", (long long)ttl_s)
+                      : snprintf(cc, sizeof(cc), "private, no-cache");
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   h2o_strdup(&req->pool, cc, (size_t)n).base, (size_t)n);
+    if (http_if_none_match(req, etag))
+        http_send_not_modified(req);
+    else
+        http_send_body(req, 200, body, len);
+}
 
 /*
  * A statement in flight for one cache key, shared by every request that misses that key while
@@ -135,13 +184,15 @@ static sms_cache *worker_cache(http_app *app)
     return app->sms_cache;
 }
 
-/* Renders res for r into a whole body; returns the status to answer (200, 404 or 500). */
+/* Renders res for r into b as an entry: the ETag (SMS_ETAG_LEN bytes), then the whole body.
+ * Returns the status to answer (200, 404 or 500). */
 static int answer(const sms_read_req *r, PGresult *res, jbuf *b)
 {
     if (res == NULL)
         return 500;
     if (r->not_found != NULL && !sms_read_found(res))
         return 404;
+    jbuf_append(b, "W/\"0000000000000000\"", SMS_ETAG_LEN); /* set below */
     jbuf_putc(b, '{');
     if (r->render(b, res, r) != 0) {
         log_error("sms read: unexpected result shape (%d rows, %d columns)", PQntuples(res),
@@ -149,13 +200,17 @@ static int answer(const sms_read_req *r, PGresult *res, jbuf *b)
         return 500;
     }
     jbuf_puts(b, "}\n");
+    char etag[SMS_ETAG_LEN + 1];
+    sms_etag(b->data + SMS_ETAG_LEN, b->len - SMS_ETAG_LEN, etag);
+    memcpy(b->data, etag, SMS_ETAG_LEN);
     return 200;
 }
 
+/* b: the entry, ETag then body (see on_fill_result). */
 static void send_answer(h2o_req_t *req, const sms_read_req *r, int status, const jbuf *b)
 {
     if (status == 200)
-        http_send_body(req, 200, b->data, b->len);
+        send_ok(req, r->app, b->data, b->data + SMS_ETAG_LEN, b->len - SMS_ETAG_LEN);
     else
         http_send_error(req, status, status == 404 ? r->not_found : "internal error");
 }
@@ -226,7 +281,7 @@ void sms_http_run(sms_read_req *r, const char *route, const char *sql, int npara
     const char *body;
     size_t len;
     if (sms_cache_get(c, key, key_len, clock_monotonic_ns(), &body, &len)) {
-        http_send_body(r->req, 200, body, len);
+        send_ok(r->req, r->app, body, body + SMS_ETAG_LEN, len - SMS_ETAG_LEN);
         return;
     }
     for (struct sms_fill *f = r->app->sms_fills; f != NULL; f = f->next)

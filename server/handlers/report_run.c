@@ -330,54 +330,6 @@ static void run_miss(run_state *s)
         http_send_error(s->req, 500, report_query_failure_message(s->kind));
 }
 
-/*
- * Whether an If-None-Match header of req lists `etag` (W/"…") by weak comparison (RFC 9110
- * §13.1.2: the opaque tags are equal, either may be weak) or is "*". Every If-None-Match header
- * is read; malformed members simply do not match.
- */
-static int if_none_match(h2o_req_t *req, const char *etag)
-{
-    const char *opaque = etag + 2; /* "<version>-<hash>" with its quotes */
-    size_t olen = strlen(opaque);
-    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, i)) != -1;) {
-        const h2o_iovec_t *v = &req->headers.entries[i].value;
-        size_t p = 0;
-        while (p < v->len) {
-            while (p < v->len && (v->base[p] == ' ' || v->base[p] == '\t' || v->base[p] == ','))
-                p++;
-            size_t start = p;
-            while (p < v->len && v->base[p] != ',')
-                p++;
-            size_t end = p;
-            while (end > start && (v->base[end - 1] == ' ' || v->base[end - 1] == '\t'))
-                end--;
-            const char *t = v->base + start;
-            size_t n = end - start;
-            if (n == 1 && t[0] == '*')
-                return 1;
-            if (n >= 2 && t[0] == 'W' && t[1] == '/') {
-                t += 2;
-                n -= 2;
-            }
-            if (n == olen && memcmp(t, opaque, olen) == 0)
-                return 1;
-        }
-    }
-    return 0;
-}
-
-/* 304 Not Modified: the ETag and Cache-Control of the 200, no body, no Content-Type. */
-static void send_not_modified(run_state *s)
-{
-    h2o_req_t *req = s->req;
-    if (req->res.status != 0)
-        return;
-    add_cache_headers(s);
-    req->res.status = 304;
-    req->res.reason = "Not Modified";
-    h2o_send_inline(req, NULL, 0);
-}
-
 static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply);
 
 static void lookup(run_state *s)
@@ -415,8 +367,9 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
     }
     if (cs == CACHE_REPLY_HIT || cs == CACHE_REPLY_MISS) {
         snprintf(s->etag, sizeof(s->etag), "W/\"%lld-%.16s\"", (long long)version, s->hash);
-        if (if_none_match(s->req, s->etag)) {
-            send_not_modified(s);
+        if (http_if_none_match(s->req, s->etag)) {
+            add_cache_headers(s);
+            http_send_not_modified(s->req);
             return;
         }
     }

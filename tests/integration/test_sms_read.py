@@ -1177,6 +1177,35 @@ def test_head_and_405_on_every_route():
             assert hdrs.get("content-type") == "application/json"
 
 
+def test_conditional_reads():
+    """ETag of an SMS answer (README): W/"<16 hex>" over the body without as_of, so it is the
+    same for every computation of the same answer (SMS_CACHE_TTL 0 here: every read recomputes),
+    differs between answers, and If-None-Match gets 304; errors carry none."""
+    q = rng_q(DAYS.A, DAYS.A)
+    tags = set()
+    for path in read_routes():
+        r1, r2 = fetch(path, raw=q), fetch(path, raw=q)
+        assert (r1.status, r2.status) == (200, 200), path
+        tag = r1.headers["etag"]
+        assert re.fullmatch(r'W/"[0-9a-f]{16}"', tag) and r2.headers["etag"] == tag, (path, r1, r2)
+        assert r1.headers["cache-control"] == "private, no-cache", r1.headers
+        tags.add(tag)
+        for inm in (tag, tag[2:], '"x", ' + tag, "*"):
+            for method in ("GET", "HEAD"):
+                status, hdrs, body = SVC.request(method, path + "?" + q,
+                                                 headers={"If-None-Match": inm})
+                assert (status, body, hdrs["etag"]) == (304, b"", tag), (path, inm, status)
+                assert "content-type" not in hdrs, hdrs
+        status, hdrs, _ = SVC.request("GET", path + "?" + q, headers={"If-None-Match": 'W/"0"'})
+        assert status == 200 and hdrs["etag"] == tag
+    assert len(tags) == len(read_routes()), tags  # different answers, different tags
+    other = fetch(SUMMARY, raw=rng_q(DAYS.A - datetime.timedelta(days=1), DAYS.A))
+    assert other.status == 200 and other.headers["etag"] not in tags
+    for path in (OPERATORS + "?" + q + "&sort=bogus", METRICS(UNKNOWN_UUID) + "?" + q):
+        status, hdrs, _ = SVC.request("GET", path, headers={"If-None-Match": "*"})
+        assert status in (400, 404) and "etag" not in hdrs, (path, status, hdrs)
+
+
 def test_unknown_sub_paths_are_404():
     for path in ("/api/v1/sms", "/api/v1/sms/", "/api/v1/sms/summary/", "/api/v1/sms/Summary",
                  "/api/v1/sms/summary/x", "/api/v1/sms/operators/", "/api/v1/sms/operators/" + O[1],
@@ -1308,6 +1337,8 @@ def test_cache_ttl_visibility():
         _, meta2, r2 = read(None)
         if meta2["freshness"]["as_of"] == meta1["freshness"]["as_of"]:
             assert r2.body == r1.body  # a cached answer is the same answer
+        assert r2.headers["etag"] == r1.headers["etag"]  # recomputed or not: the same answer
+        assert r1.headers["cache-control"] == "private, max-age=%d" % CACHE_TTL_S
         ok(ACCOUNTS, svc=svc, ttl=ttl, raw=rng_q(x, x), page=page_for(ACCOUNTS, x, x))
 
         e = {"subject": "billing.events", "event_id": "cache-1",
@@ -1344,6 +1375,8 @@ def test_cache_ttl_visibility():
                             page=page_for(ACCOUNTS, x, x))
             same(data, MODEL.accounts(x, x), "accounts after the event")
         assert MODEL.through_text() == api_ts(when)
+        assert fetch(SUMMARY, svc=svc, date_from=x, date_to=x).headers["etag"] != \
+            r1.headers["etag"]  # a changed answer has a new tag
         # The uncached service sees it at once.
         data, _, _ = ok(SUMMARY, date_from=x, date_to=x)
         same(data, after, "uncached service")
@@ -1423,6 +1456,7 @@ def main():
                  test_nul_in_sort_order_window_is_not_blank,
                  test_date_validation_on_every_route,
                  test_head_and_405_on_every_route,
+                 test_conditional_reads,
                  test_unknown_sub_paths_are_404,
                  test_percentiles_one_hour_and_one_day,
                  test_percentiles_across_month_partitions,
