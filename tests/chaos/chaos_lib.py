@@ -69,14 +69,6 @@ def in_event_loop(pid):
         return False
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def start_time_ticks(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:

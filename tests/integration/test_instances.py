@@ -90,15 +90,6 @@ def completed_exactly_once(run_id, attempts=1):
     return row
 
 
-def alive(pid):
-    """True while pid exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def kill_instance(svc, timeout=WAIT):
     """Kills an instance completely and abruptly, as a power cut would: no process of it gets to
     run any shutdown code. The master is stopped first (so it cannot respawn a child), then every
@@ -115,8 +106,8 @@ def kill_instance(svc, timeout=WAIT):
     os.kill(master, signal.SIGKILL)
     svc.proc.wait(timeout)
     pids = [master] + children
-    assert adtest.wait_until(lambda: not any(alive(p) for p in children), timeout, step=0.05), \
-        [p for p in children if alive(p)]
+    assert adtest.wait_until(lambda: not any(adtest.alive(p) for p in children), timeout, step=0.05), \
+        [p for p in children if adtest.alive(p)]
 
     def sessions():
         names = [r[0] for r in DB.sql("SELECT application_name FROM pg_stat_activity WHERE"

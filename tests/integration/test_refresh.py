@@ -100,6 +100,26 @@ def service():
     return svc.start()
 
 
+class Held:
+    """A psql session of the test's own that ran `sql` inside an open transaction (a lock it
+    holds) until release(): the way to make a service statement wait, deterministically."""
+
+    def __init__(self, sql):
+        self.p = subprocess.Popen(["psql", DB.conninfo, "-X", "-q", "-At"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.p.stdin.write("BEGIN; %s; SELECT 'held';\n" % sql)
+        self.p.stdin.flush()
+        while self.p.stdout.readline().strip() != "held":
+            pass
+
+    def release(self):
+        if self.p.stdin.closed:
+            return
+        self.p.stdin.write("ROLLBACK;\n")
+        self.p.stdin.close()
+        self.p.wait(10)
+
+
 def stop_clean(svc):
     rc = svc.stop()
     assert rc == 0, "exit status %s\n%s" % (rc, svc.logs()[-3000:])
@@ -207,14 +227,9 @@ def test_scheduled_and_manual_runs_of_one_scope_never_both_run():
     svc = service()
     # The test's own session holds the rebuild lock of (volume-by-period, day): the first run to
     # reach the only recompute worker stays running until the lock is released.
-    holder = subprocess.Popen(["psql", DB.conninfo, "-X", "-q", "-At"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = Held("SELECT pg_advisory_xact_lock(hashtextextended("
+                  "'recompute:volume-by-period:day', 0))")
     try:
-        holder.stdin.write("BEGIN; SELECT pg_advisory_xact_lock(hashtextextended("
-                           "'recompute:volume-by-period:day', 0)); SELECT 'held';\n")
-        holder.stdin.flush()
-        while holder.stdout.readline().strip() != "held":
-            pass
         x, y = day(60), day(62)
         insert_events("conflict-x", [(x, 1)])
         make_due("volume-by-period", "day")
@@ -237,8 +252,7 @@ def test_scheduled_and_manual_runs_of_one_scope_never_both_run():
         assert adtest.wait_until(lambda: passed_since_made_due("volume-by-period", "day"), 30)
         assert [r for r in scheduler_runs() if r[2] == y] == []
         assert dirty("volume-by-period", "day") == [y]
-        holder.stdin.write("ROLLBACK;\n")
-        holder.stdin.flush()
+        holder.release()
         assert adtest.wait_until(all_done, 30), svc.logs()[-3000:]
         # The next due pass refreshes y once more (its change may postdate the manual run).
         make_due("volume-by-period", "day")
@@ -246,8 +260,7 @@ def test_scheduled_and_manual_runs_of_one_scope_never_both_run():
         assert adtest.wait_until(lambda: done in scheduler_runs(), 30), scheduler_runs()
         assert dirty("volume-by-period", "day") == []
     finally:
-        holder.stdin.close()
-        holder.wait(10)
+        holder.release()
         stop_clean(svc)
 
 
@@ -311,14 +324,8 @@ def test_stop_cancels_a_blocked_scheduler_statement():
     """A graceful stop does not wait for a supervisor statement (pgsession_set_interrupt_fd):
     the scheduler's collection is held behind a table lock, SIGTERM cancels it, exit status 0."""
     svc = service()
-    holder = subprocess.Popen(["psql", DB.conninfo, "-X", "-q", "-At"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = Held("LOCK TABLE event_change_days IN ACCESS EXCLUSIVE MODE")
     try:
-        holder.stdin.write("BEGIN; LOCK TABLE event_change_days IN ACCESS EXCLUSIVE MODE;"
-                           " SELECT 'held';\n")
-        holder.stdin.flush()
-        while holder.stdout.readline().strip() != "held":
-            pass
         blocked = lambda: rows("SELECT count(*) FROM pg_stat_activity WHERE application_name"
                                " LIKE '%:supervisor:%' AND wait_event_type = 'Lock'") == [("1",)]
         assert adtest.wait_until(blocked, 30), svc.logs()[-3000:]
@@ -326,9 +333,7 @@ def test_stop_cancels_a_blocked_scheduler_statement():
         assert rc == 0, (rc, svc.logs()[-3000:])
         assert "scheduler: collecting changes: cancelling (shutting down)" in svc.logs()
     finally:
-        holder.stdin.write("ROLLBACK;\n")
-        holder.stdin.close()
-        holder.wait(10)
+        holder.release()
         if svc.proc.poll() is None:
             svc.stop()
 

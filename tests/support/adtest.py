@@ -186,6 +186,15 @@ class Service:
             raise AssertionError("server did not stop within %ss" % timeout)
 
 
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def wait_until(predicate, timeout, step=0.02):
     deadline = time.time() + timeout
     while time.time() < deadline:
