@@ -525,6 +525,15 @@ def report(results_path, facts_path):
         ratio = t / u if t and u else None
         add(label, "wall ms, insert trigger enabled vs disabled", fmt(t), fmt(u), fmt(ratio),
             "<= 1.10", verdict(ratio, 1.10, False))
+        tr, ur = res.get("refresh.copy.tracked.ms", []), res.get("refresh.copy.untracked.ms", [])
+        if len(tr) == len(ur) and len(tr) > 1:  # the spread a busy machine gives the verdict
+            pr = sorted(a / b for a, b in zip(tr, ur) if b)
+            add(label, "per-round ratios, lowest .. highest (info)", "", "",
+                "%.2f .. %.2f" % (pr[0], pr[-1]) if pr else "n/a", "", "")
+        tc, uc = med(res, "refresh.copy.tracked.cpu"), med(res, "refresh.copy.untracked.cpu")
+        if tc is not None and uc is not None:  # informative: barely moves with the machine's load
+            add(label, "PostgreSQL backend CPU ms, enabled vs disabled (info)", fmt(tc), fmt(uc),
+                fmt(tc / uc if uc else None), "", "")
         want, days = facts.get("refresh_expected_days"), res.get("refresh.copy.days", [])
         if want and days:  # every tracked load must have noted each day once
             ok = all(int(v) == int(want) for v in days) and not any(
