@@ -10,7 +10,7 @@ Runs in the shell of whoever started bench/run, as short-lived child processes:
   rebuild-sql MODE FROM TO [PAIRS]  a psql script rebuilding the pairs (MODE raw|ours), timed
   recompute-service ...             trigger runs over HTTP, wait for them, print the wall time
   dispatch-probe ...                trigger one run, poll until completed, print ms
-  report RESULTS FACTS              the final table (medians, ratios, PASS/MISS) of benchmarks 1-7
+  report RESULTS FACTS              the final table (medians, ratios, PASS/MISS) of benchmarks 1-8
 
 Results are appended by bench/run to a TSV file, one measurement per line: "key<TAB>value".
 Every loop here is bounded in time.
@@ -518,6 +518,41 @@ def report(results_path, facts_path):
             add(label, "uncached max ms (vs pgbench -c 1)", fmt(med(res, "sms.metrics.ours.max")),
                 fmt(med(res, "sms.metrics.pgbench.max")), "", "", "")
 
+    # 8. change tracking and scheduled refresh
+    if facts.get("refresh_events"):
+        label = "8 refresh: COPY %s ev" % human(facts["refresh_events"])
+        t, u = med(res, "refresh.copy.tracked.ms"), med(res, "refresh.copy.untracked.ms")
+        ratio = t / u if t and u else None
+        add(label, "wall ms, insert trigger enabled vs disabled", fmt(t), fmt(u), fmt(ratio),
+            "<= 1.10", verdict(ratio, 1.10, False))
+        tr, ur = res.get("refresh.copy.tracked.ms", []), res.get("refresh.copy.untracked.ms", [])
+        if len(tr) == len(ur) and len(tr) > 1:  # the spread a busy machine gives the verdict
+            pr = sorted(a / b for a, b in zip(tr, ur) if b)
+            add(label, "per-round ratios, lowest .. highest (info)", "", "",
+                "%.2f .. %.2f" % (pr[0], pr[-1]) if pr else "n/a", "", "")
+        tc, uc = med(res, "refresh.copy.tracked.cpu"), med(res, "refresh.copy.untracked.cpu")
+        if tc is not None and uc is not None:  # informative: barely moves with the machine's load
+            add(label, "PostgreSQL backend CPU ms, enabled vs disabled (info)", fmt(tc), fmt(uc),
+                fmt(tc / uc if uc else None), "", "")
+        want, days = facts.get("refresh_expected_days"), res.get("refresh.copy.days", [])
+        if want and days:  # every tracked load must have noted each day once
+            ok = all(int(v) == int(want) for v in days) and not any(
+                k.startswith("note.refresh.copy.check.") for k in facts)
+            add(label, "days noted in event_change_days (each tracked load)", count_range(days),
+                want, "", "exact", "PASS" if ok else "MISS")
+    want = facts.get("refresh_expected_buckets")
+    if want and res.get("refresh.incr.buckets"):
+        label = "8 refresh: 1,000 late ev over 3 days"
+        ib, fb = res["refresh.incr.buckets"], res.get("refresh.full.buckets", [])
+        ok = all(int(v) == int(want) for v in ib)
+        add(label, "buckets rebuilt: scheduler vs full 365-day (6 pairs)", count_range(ib),
+            count_range(fb), "", "= %s" % want, "PASS" if ok else "MISS")
+        add(label, "runs: scheduler vs full", count_range(res.get("refresh.incr.runs", [])),
+            count_range(res.get("refresh.full.runs", [])), "", "", "")
+        im, fm = med(res, "refresh.incr.ms"), med(res, "refresh.full.ms")
+        add(label, "ms first start -> last finish (DB); ratio full/incr", fmt(im), fmt(fm),
+            fmt(fm / im if im and fm else None), "(info)", "")
+
     last = None  # print each benchmark's label once
     for i, r in enumerate(rows):
         if r[0] and r[0] == last:
@@ -528,7 +563,7 @@ def report(results_path, facts_path):
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     line = "  ".join("%-*s" % (w, h) for w, h in zip(widths, head))
     parts = []
-    if any(not r[0].startswith(("6 ", "7 ")) for r in rows if r[0]):
+    if any(not r[0].startswith(("6 ", "7 ", "8 ")) for r in rows if r[0]):
         parts.append("medians of %s rounds; reference = h2o static / pgbench / raw SQL via psql"
                      % rounds)
     if facts.get("ingest_events"):
@@ -537,6 +572,9 @@ def report(results_path, facts_path):
     if facts.get("sms_rounds"):
         parts.append("benchmark 7: medians of %s round(s); references = pgbench running the "
                      "route's statement / h2o static" % facts["sms_rounds"])
+    if facts.get("refresh_events"):
+        parts.append("benchmark 8: medians of %s rounds; references = the same COPY with the "
+                     "insert trigger disabled / the full 365-day rebuild" % rounds)
     print("Results (%s)" % "; ".join(parts))
     print(line)
     print("-" * len(line))
@@ -545,6 +583,14 @@ def report(results_path, facts_path):
     for k in sorted(facts):
         if k.startswith("note."):
             print("note: " + facts[k])
+
+
+def count_range(vals):
+    """Counts of the rounds: '18', or 'lo-hi' when they differ."""
+    if not vals:
+        return "n/a"
+    lo, hi = int(min(vals)), int(max(vals))
+    return "%d" % lo if lo == hi else "%d-%d" % (lo, hi)
 
 
 def human(n):
