@@ -523,7 +523,7 @@ def report(results_path, facts_path):
         label = "8 refresh: COPY %s ev" % human(facts["refresh_events"])
         t, u = med(res, "refresh.copy.tracked.ms"), med(res, "refresh.copy.untracked.ms")
         ratio = t / u if t and u else None
-        add(label, "wall ms, insert trigger enabled vs disabled", fmt(t), fmt(u), fmt(ratio),
+        add(label, "wall ms, insert trigger present vs dropped", fmt(t), fmt(u), fmt(ratio),
             "<= 1.10", verdict(ratio, 1.10, False))
         tr, ur = res.get("refresh.copy.tracked.ms", []), res.get("refresh.copy.untracked.ms", [])
         if len(tr) == len(ur) and len(tr) > 1:  # the spread a busy machine gives the verdict
@@ -532,7 +532,7 @@ def report(results_path, facts_path):
                 "%.2f .. %.2f" % (pr[0], pr[-1]) if pr else "n/a", "", "")
         tc, uc = med(res, "refresh.copy.tracked.cpu"), med(res, "refresh.copy.untracked.cpu")
         if tc is not None and uc is not None:  # informative: barely moves with the machine's load
-            add(label, "PostgreSQL backend CPU ms, enabled vs disabled (info)", fmt(tc), fmt(uc),
+            add(label, "PostgreSQL backend CPU ms, present vs dropped (info)", fmt(tc), fmt(uc),
                 fmt(tc / uc if uc else None), "", "")
         want, days = facts.get("refresh_expected_days"), res.get("refresh.copy.days", [])
         if want and days:  # every tracked load must have noted each day once
