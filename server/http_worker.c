@@ -19,6 +19,7 @@
 #include "server/http_app.h"
 #include "server/http_auth.h"
 #include "server/http_response.h"
+#include "server/metrics_http.h"
 #include "server/router.h"
 
 #include <errno.h>
@@ -210,6 +211,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     case ROUTE_EVENTS:
         events_ingest_handle(app, req, &m);
         break;
+    case ROUTE_METRICS:
+        metrics_handle(app, req, &m);
+        break;
     default:
         http_send_error(req, 404, "route was not found");
         break;
@@ -390,6 +394,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
     (void)entry;
     int64_t now = clock_monotonic_ns();
     atomic_store(&shstate_global->slots[worker->slot].heartbeat_ns, now);
+    metrics_http_publish(&worker->app);
     if (worker->draining && now >= worker->drain_deadline_ns) {
         log_warn("shutdown grace period over with %zu connection(s) open", worker->connections);
         fflush(NULL);
@@ -430,6 +435,7 @@ static void setup_h2o(const config *cfg)
         handler->on_req = on_req;
         h2o_filter_t *filter = h2o_create_filter(paths[i], sizeof(*filter));
         filter->on_setup_ostream = on_setup_ostream;
+        metrics_http_register(paths[i]);
     }
 }
 

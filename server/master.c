@@ -16,6 +16,7 @@
 #include "server/master.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/migrate.h"
 #include "common/pgsession.h"
 #include "common/proctitle.h"
@@ -57,6 +58,9 @@
 #define MASTER_STARTUP_WAIT_NS 2000000000LL  /* supervisor's first bump/orphan scan */
 
 typedef enum { ROLE_SUPERVISOR, ROLE_RECOMPUTE, ROLE_HTTP, ROLE_INGEST } child_role;
+_Static_assert((int)ROLE_RECOMPUTE == METRICS_KIND_RECOMPUTE &&
+                   (int)ROLE_HTTP == METRICS_KIND_HTTP && (int)ROLE_INGEST == METRICS_KIND_INGEST,
+               "roles double as metrics kinds");
 
 typedef struct child_slot {
     bool in_use; /* part of the current or a draining generation */
@@ -70,6 +74,7 @@ typedef struct child_slot {
     int failed_starts;      /* consecutive children that died before becoming ready */
     int64_t burst_start_ns; /* start of the current window of deaths */
     int burst_deaths;       /* deaths since burst_start_ns */
+    bool killed_hung;       /* the master SIGKILLed it for a missed heartbeat or deadline */
 } child_slot;
 
 typedef enum { MASTER_STARTING, MASTER_RUNNING, MASTER_RELOADING, MASTER_STOPPING } master_state;
@@ -143,7 +148,7 @@ static void child_after_fork(master *m, child_slot *s, int slot_no)
                  : s->role == ROLE_RECOMPUTE ? "recompute"
                  : s->role == ROLE_INGEST    ? "ingest"
                                              : "supervisor");
-    (void)slot_no;
+    metrics_attach(slot_no);
 }
 
 static void spawn(master *m, int slot_no)
@@ -181,6 +186,7 @@ static void spawn(master *m, int slot_no)
         _exit(rc);
     }
     s->pid = pid;
+    s->killed_hung = false;
     s->started_ns = clock_monotonic_ns();
     s->respawn_at_ns = 0;
     atomic_store(&sh->pid, pid);
@@ -251,6 +257,7 @@ static void on_child_exit(master *m, int slot_no, int status)
     s->pid = 0;
     atomic_store(&m->shared->slots[slot_no].pid, 0);
     atomic_store(&m->shared->slots[slot_no].ready, 0);
+    metrics_retire(slot_no); /* its counters stay in the sums */
     if (s->role == ROLE_RECOMPUTE) {
         ring_worker_reincarnate(m->ring, (uint32_t)(slot_no - SLOT_RECOMPUTE_FIRST));
         atomic_fetch_add(&m->shared->worker_exits, 1); /* the supervisor scans for orphans */
@@ -290,6 +297,9 @@ static void on_child_exit(master *m, int slot_no, int status)
         s->burst_deaths = 0;
     }
     s->burst_deaths++;
+    metrics_count_restart((metrics_kind)s->role, s->killed_hung        ? METRICS_CAUSE_HUNG
+                                                 : WIFSIGNALED(status) ? METRICS_CAUSE_KILLED
+                                                                       : METRICS_CAUSE_EXITED);
     s->failed_starts = was_ready ? 0 : s->failed_starts + 1;
     int strikes = s->failed_starts - 1; /* the first failed start is retried at once */
     if (s->burst_deaths - MASTER_BURST_DEATHS > strikes)
@@ -351,6 +361,7 @@ static void check_heartbeats(master *m, int64_t now)
             log_error("%s %d (pid %d) stopped responding; killing it", role_name(s->role), s->index,
                       (int)s->pid);
             kill(s->pid, SIGKILL);
+            s->killed_hung = true;
         }
     }
 }
@@ -650,6 +661,7 @@ static int master_serve(master *m)
         return 1;
     }
     m->shared = shstate_create();
+    metrics_create();
     snprintf(m->ring_name, sizeof(m->ring_name), "/analyticsd-%d-%d", cfg->app_port, (int)getuid());
     m->ring = ring_create(m->ring_name, (uint32_t)cfg->recompute_queue_size,
                           (uint32_t)cfg->recompute_workers);

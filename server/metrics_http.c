@@ -1,0 +1,300 @@
+/*
+ * server/metrics_http.c: counting filter, gauge publishing and the GET /metrics answer (see
+ * metrics_http.h). Runs in HTTP workers. The exposition lists every metric of the README's
+ * "Metrics" section; labelled HTTP series appear once they have been observed, the other label
+ * sets are small and fixed and always listed.
+ */
+#include "server/metrics_http.h"
+
+#include "common/jbuf.h"
+#include "common/metrics.h"
+#include "common/metrics_text.h"
+#include "common/ring.h"
+#include "common/shstate.h"
+#include "common/sms_event.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* ---- route names ------------------------------------------------------------------------- */
+
+static const char *const route_names[METRICS_ROUTES] = {
+    [ROUTE_NONE] = "none",
+    [ROUTE_METRICS] = "/metrics",
+    [ROUTE_HEALTH] = "/api/v1/health",
+    [ROUTE_REPORTS] = "/api/v1/reports",
+    [ROUTE_REPORT] = "/api/v1/reports/{slug}",
+    [ROUTE_REPORT_RUN] = "/api/v1/reports/{slug}/run",
+    [ROUTE_RECOMPUTATIONS] = "/api/v1/recomputations",
+    [ROUTE_RECOMPUTATION] = "/api/v1/recomputations/{id}",
+    [ROUTE_AUDIT_ENTRIES] = "/api/v1/audit-entries",
+    [ROUTE_EVENTS] = "/api/v1/events",
+    [ROUTE_SMS_SUMMARY] = "/api/v1/sms/summary",
+    [ROUTE_SMS_OPERATORS] = "/api/v1/sms/operators",
+    [ROUTE_SMS_OPERATOR_METRICS] = "/api/v1/sms/operators/{operator_id}/metrics",
+    [ROUTE_SMS_ACCOUNTS] = "/api/v1/sms/accounts",
+    [ROUTE_SMS_ACCOUNT_USAGE] = "/api/v1/sms/accounts/{account_id}/usage",
+};
+_Static_assert(ROUTE_SMS_ACCOUNT_USAGE < METRICS_ROUTES - 1, "METRICS_ROUTES too small");
+
+const char *metrics_route_name(unsigned route)
+{
+    return route < METRICS_ROUTES && route_names[route] != NULL ? route_names[route] : "other";
+}
+
+/* ---- counting ---------------------------------------------------------------------------- */
+
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    route_match m;
+    size_t path_len = req->query_at == SIZE_MAX ? req->path.len : req->query_at;
+    router_status rs =
+        router_match(req->method.base, req->method.len, req->path.base, path_len, &m);
+    /* From h2o's request start (the loop iteration that read the headers) to the response. */
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    int64_t ns = ((int64_t)now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000000LL +
+                 ((int64_t)now.tv_usec - req->timestamps.request_begin_at.tv_usec) * 1000LL;
+    metrics_http_request(rs == ROUTER_NOT_FOUND ? ROUTE_NONE : (unsigned)m.route, req->method.base,
+                         req->method.len, req->res.status, ns > 0 ? (uint64_t)ns : 0);
+    h2o_setup_next_ostream(req, slot);
+}
+
+void metrics_http_register(h2o_pathconf_t *path)
+{
+    h2o_filter_t *filter = h2o_create_filter(path, sizeof(*filter));
+    filter->on_setup_ostream = on_setup_ostream;
+}
+
+void metrics_http_publish(http_app *app)
+{
+    pgpool_stats st;
+    pgpool_get_stats(app->pg, &st);
+    metrics_gauges *g = &metrics_self->gauges;
+    atomic_store_explicit(&g->pg_busy, (int64_t)st.busy, memory_order_relaxed);
+    atomic_store_explicit(&g->pg_idle, (int64_t)st.idle, memory_order_relaxed);
+    atomic_store_explicit(&g->pg_connecting, (int64_t)st.connecting, memory_order_relaxed);
+    atomic_store_explicit(&g->pg_queued, (int64_t)st.queued, memory_order_relaxed);
+    atomic_store_explicit(&g->redis_connected, redisconn_is_connected(app->redis),
+                          memory_order_relaxed);
+}
+
+/* ---- exposition -------------------------------------------------------------------------- */
+
+typedef struct expo {
+    jbuf b;
+    metrics_totals t;
+} expo;
+
+static void http_series(expo *e)
+{
+    metrics_text_family(&e->b, "http_requests_total", "counter",
+                        "HTTP responses by route template, method and status code.");
+    for (unsigned r = 0; r < METRICS_ROUTES; r++) {
+        for (unsigned m = 0; m < METRICS_METHODS; m++) {
+            for (unsigned c = 0; c < METRICS_CODES; c++) {
+                uint64_t v = METRICS_CELL(&e->t, http_requests[r][m][c]);
+                if (v == 0)
+                    continue;
+                char code[16];
+                if (c < METRICS_CODES - 1)
+                    snprintf(code, sizeof(code), "%d", metrics_code_values[c]);
+                else
+                    snprintf(code, sizeof(code), "other");
+                metrics_label l[3] = {{"route", metrics_route_name(r)},
+                                      {"method", metrics_method_names[m]},
+                                      {"code", code}};
+                metrics_text_sample(&e->b, "http_requests_total", l, 3, (int64_t)v);
+            }
+        }
+    }
+    metrics_text_family(&e->b, "http_request_duration_seconds", "histogram",
+                        "Time from reading a request to starting its response, by route.");
+    for (unsigned r = 0; r < METRICS_ROUTES; r++) {
+        uint64_t buckets[METRICS_MAX_BUCKETS + 1], count = 0;
+        for (size_t i = 0; i <= metrics_http_buckets.n; i++) {
+            buckets[i] = METRICS_CELL(&e->t, http_duration[r].bucket[i]);
+            count += buckets[i];
+        }
+        if (count == 0)
+            continue;
+        metrics_label l = {"route", metrics_route_name(r)};
+        metrics_text_histogram(&e->b, "http_request_duration_seconds", &l, 1, &metrics_http_buckets,
+                               buckets, METRICS_CELL(&e->t, http_duration[r].sum));
+    }
+}
+
+/* A histogram without labels whose cells start at member h of the totals. */
+static void plain_histogram(expo *e, const char *name, const char *help,
+                            const metrics_buckets *layout, size_t first_cell)
+{
+    uint64_t buckets[METRICS_MAX_BUCKETS + 1];
+    for (size_t i = 0; i <= layout->n; i++)
+        buckets[i] = e->t.cells[first_cell + i];
+    metrics_text_family(&e->b, name, "histogram", help);
+    metrics_text_histogram(&e->b, name, NULL, 0, layout, buckets,
+                           e->t.cells[first_cell + METRICS_MAX_BUCKETS + 1]);
+}
+
+#define HIST_CELL(member) (offsetof(metrics_counters, member) / sizeof(uint64_t))
+
+static void gauge(expo *e, const char *name, const char *help, const char *label,
+                  const char *const *values, const int64_t *v, size_t n)
+{
+    metrics_text_family(&e->b, name, "gauge", help);
+    for (size_t i = 0; i < n; i++) {
+        metrics_label l = {label, label ? values[i] : NULL};
+        metrics_text_sample(&e->b, name, &l, label ? 1 : 0, v[i]);
+    }
+}
+
+static void cache_series(expo *e)
+{
+    static const char *const names[2] = {"analyticsd_report_cache_hits_total",
+                                         "analyticsd_report_cache_misses_total"};
+    static const char *const helps[2] = {
+        "Report runs answered from the Redis cache, by report.",
+        "Report runs looked up in the Redis cache and computed, by report."};
+    for (int k = 0; k < 2; k++) {
+        metrics_text_family(&e->b, names[k], "counter", helps[k]);
+        for (unsigned r = 0; r < METRICS_REPORTS; r++) {
+            metrics_label l = {"report", metrics_report_names[r]};
+            uint64_t v =
+                k == 0 ? METRICS_CELL(&e->t, cache_hits[r]) : METRICS_CELL(&e->t, cache_misses[r]);
+            metrics_text_sample(&e->b, names[k], &l, 1, (int64_t)v);
+        }
+    }
+}
+
+static void recompute_series(expo *e, http_app *app)
+{
+    static const char *const statuses[2] = {"completed", "failed"};
+    metrics_text_family(&e->b, "analyticsd_recompute_runs_total", "counter",
+                        "Recompute runs finished by the recompute workers, by final status.");
+    for (int i = 0; i < 2; i++) {
+        metrics_label l = {"status", statuses[i]};
+        metrics_text_sample(&e->b, "analyticsd_recompute_runs_total", &l, 1,
+                            (int64_t)METRICS_CELL(&e->t, recompute_runs[i]));
+    }
+    plain_histogram(e, "analyticsd_recompute_run_duration_seconds",
+                    "Duration of finished recompute runs, from claim to final state.",
+                    &metrics_recompute_buckets, HIST_CELL(recompute_duration));
+    ring_stats_t rs;
+    memset(&rs, 0, sizeof(rs));
+    if (app->ring != NULL)
+        ring_stats(app->ring, &rs);
+    static const char *const states[2] = {"queued", "claimed"};
+    int64_t depth[2] = {rs.queued, rs.claimed};
+    gauge(e, "analyticsd_ring_jobs", "Run ids in the shared-memory job ring, by state.", "state",
+          states, depth, 2);
+    int64_t cap = rs.capacity;
+    gauge(e, "analyticsd_ring_capacity", "Slots of the shared-memory job ring.", NULL, NULL, &cap,
+          1);
+    int64_t pending = atomic_load_explicit(&metrics_global->pending_runs, memory_order_relaxed);
+    if (pending >= 0)
+        gauge(e, "analyticsd_recompute_pending_runs",
+              "Runs in status pending, as counted by the supervisor every second.", NULL, NULL,
+              &pending, 1);
+}
+
+static void process_series(expo *e)
+{
+    metrics_text_family(&e->b, "analyticsd_worker_restarts_total", "counter",
+                        "Child processes respawned by the master, by kind and exit cause.");
+    for (unsigned k = 0; k < METRICS_KINDS; k++) {
+        for (unsigned c = 0; c < METRICS_CAUSES; c++) {
+            metrics_label l[2] = {{"kind", metrics_kind_names[k]},
+                                  {"cause", metrics_cause_names[c]}};
+            metrics_text_sample(&e->b, "analyticsd_worker_restarts_total", l, 2,
+                                (int64_t)atomic_load_explicit(&metrics_global->restarts[k][c],
+                                                              memory_order_relaxed));
+        }
+    }
+    static const char *const states[3] = {"busy", "idle", "connecting"};
+    int64_t conns[3] = {e->t.pg_busy, e->t.pg_idle, e->t.pg_connecting};
+    gauge(e, "analyticsd_pg_pool_connections",
+          "PostgreSQL connections of the HTTP workers' pools, by state, summed.", "state", states,
+          conns, 3);
+    gauge(e, "analyticsd_pg_pool_queued_requests",
+          "Requests waiting for a PostgreSQL connection in the HTTP workers' pools, summed.", NULL,
+          NULL, &e->t.pg_queued, 1);
+    gauge(e, "analyticsd_redis_connected_workers",
+          "HTTP workers whose Redis connection is established.", NULL, NULL, &e->t.redis_connected,
+          1);
+    int64_t trusted = shstate_redis_trusted() ? 1 : 0;
+    gauge(e, "analyticsd_redis_trusted", "1 while the Redis cache is trusted (DATA.md 7.6).", NULL,
+          NULL, &trusted, 1);
+}
+
+static void sms_series(expo *e)
+{
+    metrics_text_family(&e->b, "analyticsd_sms_events_total", "counter",
+                        "SMS events processed in committed batches, by transport and outcome.");
+    for (unsigned t = 0; t < METRICS_TRANSPORTS; t++) {
+        for (unsigned o = 0; o < METRICS_OUTCOMES; o++) {
+            metrics_label l[2] = {{"transport", metrics_transport_names[t]},
+                                  {"outcome", metrics_outcome_names[o]}};
+            metrics_text_sample(&e->b, "analyticsd_sms_events_total", l, 2,
+                                (int64_t)METRICS_CELL(&e->t, sms_events[t][o]));
+        }
+    }
+    metrics_text_family(&e->b, "analyticsd_sms_events_rejected_total", "counter",
+                        "Rejected SMS events, by transport and reason (SMS.md 2.3).");
+    for (unsigned t = 0; t < METRICS_TRANSPORTS; t++) {
+        for (unsigned r = 1; r < METRICS_REASONS; r++) {
+            metrics_label l[2] = {{"transport", metrics_transport_names[t]},
+                                  {"reason", sms_reason_name((sms_reason)r)}};
+            metrics_text_sample(&e->b, "analyticsd_sms_events_rejected_total", l, 2,
+                                (int64_t)METRICS_CELL(&e->t, sms_rejected[t][r]));
+        }
+    }
+    plain_histogram(e, "analyticsd_sms_ingest_batch_size",
+                    "Messages per batch committed by the ingest workers.", &metrics_batch_buckets,
+                    HIST_CELL(sms_batch_size));
+    plain_histogram(e, "analyticsd_sms_ingest_commit_duration_seconds",
+                    "Time for an ingest worker's batch statement to commit.",
+                    &metrics_commit_buckets, HIST_CELL(sms_commit));
+    int64_t lag[METRICS_STREAMS];
+    int known = 0;
+    for (int i = 0; i < METRICS_STREAMS; i++) {
+        lag[i] = atomic_load_explicit(&metrics_global->sms_pending[i], memory_order_relaxed);
+        known |= lag[i] >= 0;
+    }
+    if (known) {
+        for (int i = 0; i < METRICS_STREAMS; i++)
+            lag[i] = lag[i] < 0 ? 0 : lag[i];
+        gauge(e, "analyticsd_sms_consumer_pending_messages",
+              "Messages of the stream not yet delivered to the durable consumer, as last seen "
+              "by an ingest worker.",
+              "stream", metrics_stream_names, lag, METRICS_STREAMS);
+    }
+}
+
+void metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
+{
+    (void)m;
+    expo *e = xcalloc(1, sizeof(*e));
+    jbuf_init(&e->b);
+    if (metrics_sum(&e->t) == 0) {
+        jbuf_reserve(&e->b, 16384);
+        http_series(e);
+        cache_series(e);
+        recompute_series(e, app);
+        process_series(e);
+        sms_series(e);
+    }
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = e->b.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT(CONTENT_TYPE));
+    h2o_send_inline(req, e->b.data != NULL ? e->b.data : "", e->b.len);
+    jbuf_free(&e->b);
+    free(e);
+}

@@ -1,0 +1,32 @@
+/*
+ * server/metrics_http.h: the HTTP workers' side of the metrics (common/metrics.h): counting
+ * every response by route, method and status with its duration (an h2o filter), publishing the
+ * worker's PostgreSQL pool and Redis connection state, and answering GET /metrics (Prometheus
+ * text format 0.0.4) from the sums of every process's slot. Runs in HTTP workers.
+ */
+#ifndef ANALYTICSD_METRICS_HTTP_H
+#define ANALYTICSD_METRICS_HTTP_H
+
+#include <h2o.h>
+
+#include "server/http_app.h"
+#include "server/router.h"
+
+/*
+ * Adds the counting filter to path (call once per path, after the worker's other filters, so
+ * that it sees the final status). Every response that goes through h2o's filters is counted:
+ * handler answers and h2o's own (413); not the raw 400 h2o writes for unparsable requests.
+ */
+void metrics_http_register(h2o_pathconf_t *path);
+
+/* Publishes this worker's pool and Redis gauges into its slot (the worker's 500 ms tick). */
+void metrics_http_publish(http_app *app);
+
+/* GET/HEAD /metrics: 200 with the exposition; cannot fail (OOM aborts). */
+void metrics_handle(http_app *app, h2o_req_t *req, const route_match *m);
+
+/* The route label of a route id: its path template ("/api/v1/reports/{slug}/run"), "none" for
+ * ROUTE_NONE, "other" for ids without a name. */
+const char *metrics_route_name(unsigned route);
+
+#endif
