@@ -187,7 +187,7 @@ static void recompute_series(expo *e, http_app *app)
                     &metrics_recompute_buckets, HIST_CELL(recompute_duration));
     ring_stats_t rs;
     memset(&rs, 0, sizeof(rs));
-    if (app->ring != NULL)
+    if (app != NULL && app->ring != NULL)
         ring_stats(app->ring, &rs);
     static const char *const states[2] = {"queued", "claimed"};
     int64_t depth[2] = {rs.queued, rs.claimed};
@@ -276,11 +276,10 @@ static void sms_series(expo *e)
     }
 }
 
-void metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
+void metrics_http_render(http_app *app, jbuf *out)
 {
-    (void)m;
     expo *e = xcalloc(1, sizeof(*e));
-    jbuf_init(&e->b);
+    e->b = *out;
     if (metrics_sum(&e->t) == 0) {
         jbuf_reserve(&e->b, 16384);
         http_series(e);
@@ -289,12 +288,21 @@ void metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
         process_series(e);
         sms_series(e);
     }
+    *out = e->b;
+    free(e);
+}
+
+void metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
+{
+    (void)m;
+    jbuf b;
+    jbuf_init(&b);
+    metrics_http_render(app, &b);
     req->res.status = 200;
     req->res.reason = "OK";
-    req->res.content_length = e->b.len;
+    req->res.content_length = b.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT(CONTENT_TYPE));
-    h2o_send_inline(req, e->b.data != NULL ? e->b.data : "", e->b.len);
-    jbuf_free(&e->b);
-    free(e);
+    h2o_send_inline(req, b.data != NULL ? b.data : "", b.len);
+    jbuf_free(&b);
 }

@@ -9,6 +9,7 @@
 
 #include <h2o.h>
 
+#include "common/jbuf.h"
 #include "server/http_app.h"
 #include "server/router.h"
 
@@ -21,6 +22,10 @@ void metrics_http_register(h2o_pathconf_t *path);
 
 /* Publishes this worker's pool and Redis gauges into its slot (the worker's 500 ms tick). */
 void metrics_http_publish(http_app *app);
+
+/* Appends the whole exposition to out (nothing without a metrics mapping). app gives the job
+ * ring (may be NULL: ring gauges 0). Cannot fail (OOM aborts). */
+void metrics_http_render(http_app *app, jbuf *out);
 
 /* GET/HEAD /metrics: 200 with the exposition; cannot fail (OOM aborts). */
 void metrics_handle(http_app *app, h2o_req_t *req, const route_match *m);
