@@ -14,6 +14,10 @@
 _Static_assert(sizeof(metrics_counters) % sizeof(uint64_t) == 0, "counters are 64-bit cells");
 _Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t), "atomic cells are plain-sized");
 
+/* Sums tried before a scrape takes an inconsistent one: only a master that died inside
+ * metrics_retire leaves the sequence odd, and then the children are being stopped anyway. */
+#define METRICS_SUM_ATTEMPTS 1000
+
 metrics_shared *metrics_global;
 
 static metrics_slot dummy_slot; /* processes without a mapping record here */
@@ -232,9 +236,9 @@ int metrics_sum(metrics_totals *out)
     metrics_shared *g = metrics_global;
     if (g == NULL)
         return -1;
-    for (;;) {
+    for (int attempt = 1;; attempt++) {
         uint64_t seq = atomic_load_explicit(&g->seq, memory_order_acquire);
-        if (seq & 1) {
+        if ((seq & 1) && attempt < METRICS_SUM_ATTEMPTS) {
             sched_yield(); /* the master is folding a slot: a few microseconds */
             continue;
         }
@@ -254,7 +258,8 @@ int metrics_sum(metrics_totals *out)
                 atomic_load_explicit(&s->gauges.redis_connected, memory_order_relaxed);
         }
         atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&g->seq, memory_order_relaxed) == seq)
-            return 0;
+        if (atomic_load_explicit(&g->seq, memory_order_relaxed) == seq ||
+            attempt >= METRICS_SUM_ATTEMPTS)
+            return 0; /* consistent, or (the master stopped mid-fold) the best there is */
     }
 }

@@ -212,7 +212,8 @@ unsigned metrics_report_index(const char *slug, size_t len);
 /*
  * Sums the retired counters and every slot in use into *out (overwritten), and the gauges of
  * the slots in use. Lock-free: retries while the master retires a slot meanwhile (rare, a few
- * microseconds). Returns 0, or -1 without a mapping (*out is then all zero).
+ * microseconds; after 1000 tries it keeps the last sum). Returns 0, or -1 without a mapping
+ * (*out is then all zero).
  */
 int metrics_sum(metrics_totals *out);
 

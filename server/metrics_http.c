@@ -203,19 +203,40 @@ static void recompute_series(expo *e, http_app *app)
               &pending, 1);
 }
 
-static void process_series(expo *e)
+/* A counter family with two labels: one sample per (row, column) of values (row-major,
+ * rows x cols); columns whose name is NULL are left out. */
+typedef struct grid {
+    const char *row_label, *const *rows;
+    size_t nrows;
+    const char *col_label, *const *cols;
+    size_t ncols;
+} grid;
+
+static void counter_grid(expo *e, const char *name, const char *help, const grid *g,
+                         const uint64_t *values)
 {
-    metrics_text_family(&e->b, "analyticsd_worker_restarts_total", "counter",
-                        "Child processes respawned by the master, by kind and exit cause.");
-    for (unsigned k = 0; k < METRICS_KINDS; k++) {
-        for (unsigned c = 0; c < METRICS_CAUSES; c++) {
-            metrics_label l[2] = {{"kind", metrics_kind_names[k]},
-                                  {"cause", metrics_cause_names[c]}};
-            metrics_text_sample(&e->b, "analyticsd_worker_restarts_total", l, 2,
-                                (int64_t)atomic_load_explicit(&metrics_global->restarts[k][c],
-                                                              memory_order_relaxed));
+    metrics_text_family(&e->b, name, "counter", help);
+    for (size_t r = 0; r < g->nrows; r++) {
+        for (size_t c = 0; c < g->ncols; c++) {
+            if (g->cols[c] == NULL)
+                continue;
+            metrics_label l[2] = {{g->row_label, g->rows[r]}, {g->col_label, g->cols[c]}};
+            metrics_text_sample(&e->b, name, l, 2, (int64_t)values[r * g->ncols + c]);
         }
     }
+}
+
+static void process_series(expo *e)
+{
+    uint64_t restarts[METRICS_KINDS * METRICS_CAUSES];
+    for (size_t i = 0; i < METRICS_KINDS * METRICS_CAUSES; i++)
+        restarts[i] =
+            atomic_load_explicit(&metrics_global->restarts[i / METRICS_CAUSES][i % METRICS_CAUSES],
+                                 memory_order_relaxed);
+    grid g = {"kind",  metrics_kind_names,  METRICS_KINDS,
+              "cause", metrics_cause_names, METRICS_CAUSES};
+    counter_grid(e, "analyticsd_worker_restarts_total",
+                 "Child processes respawned by the master, by kind and exit cause.", &g, restarts);
     static const char *const states[3] = {"busy", "idle", "connecting"};
     int64_t conns[3] = {e->t.pg_busy, e->t.pg_idle, e->t.pg_connecting};
     gauge(e, "analyticsd_pg_pool_connections",
@@ -234,26 +255,20 @@ static void process_series(expo *e)
 
 static void sms_series(expo *e)
 {
-    metrics_text_family(&e->b, "analyticsd_sms_events_total", "counter",
-                        "SMS events processed in committed batches, by transport and outcome.");
-    for (unsigned t = 0; t < METRICS_TRANSPORTS; t++) {
-        for (unsigned o = 0; o < METRICS_OUTCOMES; o++) {
-            metrics_label l[2] = {{"transport", metrics_transport_names[t]},
-                                  {"outcome", metrics_outcome_names[o]}};
-            metrics_text_sample(&e->b, "analyticsd_sms_events_total", l, 2,
-                                (int64_t)METRICS_CELL(&e->t, sms_events[t][o]));
-        }
-    }
-    metrics_text_family(&e->b, "analyticsd_sms_events_rejected_total", "counter",
-                        "Rejected SMS events, by transport and reason (SMS.md 2.3).");
-    for (unsigned t = 0; t < METRICS_TRANSPORTS; t++) {
-        for (unsigned r = 1; r < METRICS_REASONS; r++) {
-            metrics_label l[2] = {{"transport", metrics_transport_names[t]},
-                                  {"reason", sms_reason_name((sms_reason)r)}};
-            metrics_text_sample(&e->b, "analyticsd_sms_events_rejected_total", l, 2,
-                                (int64_t)METRICS_CELL(&e->t, sms_rejected[t][r]));
-        }
-    }
+    grid g = {"transport", metrics_transport_names, METRICS_TRANSPORTS,
+              "outcome",   metrics_outcome_names,   METRICS_OUTCOMES};
+    counter_grid(e, "analyticsd_sms_events_total",
+                 "SMS events processed in committed batches, by transport and outcome.", &g,
+                 &METRICS_CELL(&e->t, sms_events[0][0]));
+    const char *reasons[METRICS_REASONS]; /* [0] is SMS_REASON_NONE: NULL, left out */
+    for (unsigned r = 0; r < METRICS_REASONS; r++)
+        reasons[r] = sms_reason_name((sms_reason)r);
+    g.col_label = "reason";
+    g.cols = reasons;
+    g.ncols = METRICS_REASONS;
+    counter_grid(e, "analyticsd_sms_events_rejected_total",
+                 "Rejected SMS events, by transport and reason (SMS.md 2.3).", &g,
+                 &METRICS_CELL(&e->t, sms_rejected[0][0]));
     plain_histogram(e, "analyticsd_sms_ingest_batch_size",
                     "Messages per batch committed by the ingest workers.", &metrics_batch_buckets,
                     HIST_CELL(sms_batch_size));
