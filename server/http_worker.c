@@ -433,9 +433,9 @@ static void setup_h2o(const config *cfg)
     for (int i = 0; i < 2; i++) {
         h2o_handler_t *handler = h2o_create_handler(paths[i], sizeof(*handler));
         handler->on_req = on_req;
+        metrics_http_register(paths[i]); /* h2o runs the filters last registered first */
         h2o_filter_t *filter = h2o_create_filter(paths[i], sizeof(*filter));
         filter->on_setup_ostream = on_setup_ostream;
-        metrics_http_register(paths[i]);
     }
 }
 
