@@ -477,6 +477,7 @@ int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot)
     worker->listener =
         h2o_evloop_socket_create(worker->ctx.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(worker->listener, on_accept);
+    metrics_http_listen(&worker->ctx, &worker->app);
     atomic_store(&shstate_global->slots[slot].heartbeat_ns, clock_monotonic_ns());
     atomic_store(&shstate_global->slots[slot].ready, 1);
 

@@ -27,6 +27,7 @@
 #include "common/exitcodes.h"
 #include "server/http_worker.h"
 #include "server/listener.h"
+#include "server/metrics_http.h"
 #include "server/notify.h"
 #include "worker/ingest_worker.h"
 #include "worker/recompute_worker.h"
@@ -140,6 +141,8 @@ static void child_after_fork(master *m, child_slot *s, int slot_no)
     /* SIGTERM/SIGINT stay blocked: each role reads them from its own signalfd. */
     if (s->role != ROLE_HTTP)
         close(m->listen_fd);
+    if (s->role != ROLE_HTTP && metrics_http_listen_fd >= 0)
+        close(metrics_http_listen_fd);
     if (s->role == ROLE_SUPERVISOR)
         proctitle_set("analyticsd: supervisor");
     else
@@ -489,6 +492,9 @@ static void begin_stop(master *m, const char *why)
     m->stop_deadline_ns = clock_monotonic_ns() + m->cfg->http_shutdown_timeout_ns;
     close(m->listen_fd); /* children keep their copies until they drain */
     m->listen_fd = -1;
+    if (metrics_http_listen_fd >= 0)
+        close(metrics_http_listen_fd);
+    metrics_http_listen_fd = -1;
     signal_children(m, SIGTERM, false);
 }
 
@@ -540,6 +546,9 @@ static void begin_reload(master *m)
         next->recompute_queue_size != m->cfg->recompute_queue_size)
         log_warn("reload: RECOMPUTE_WORKERS/RECOMPUTE_QUEUE_SIZE changes take effect only after "
                  "a restart");
+    if (next->metrics_port != m->cfg->metrics_port)
+        log_warn("reload: METRICS_BIND changes take effect only after a restart");
+    next->metrics_port = m->cfg->metrics_port;
     if (ingest_workers(next) != ingest_workers(m->cfg))
         log_warn("reload: NATS_URL/INGEST_WORKERS changes take effect only after a restart");
     next->app_port = m->cfg->app_port;
@@ -656,6 +665,11 @@ static int master_serve(master *m)
     m->listen_fd = listener_open(cfg->app_host, cfg->app_port);
     if (m->listen_fd < 0)
         return 1;
+    if (cfg->metrics_port != 0) {
+        metrics_http_listen_fd = listener_open(cfg->metrics_host, cfg->metrics_port);
+        if (metrics_http_listen_fd < 0)
+            return 1;
+    }
     if (setup_signals(m) != 0) {
         log_error("cannot set up signal handling: %s", strerror(errno));
         return 1;
@@ -725,6 +739,8 @@ int master_run(config *cfg, const char *config_path)
         ring_destroy(m->ring);
     if (m->listen_fd >= 0)
         close(m->listen_fd);
+    if (metrics_http_listen_fd >= 0)
+        close(metrics_http_listen_fd);
     if (m->signal_fd >= 0)
         close(m->signal_fd);
     if (m->timer_fd >= 0)

@@ -13,6 +13,7 @@
 #include "common/shstate.h"
 #include "common/sms_event.h"
 #include "common/util.h"
+#include "server/http_response.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +50,14 @@ const char *metrics_route_name(unsigned route)
 
 /* ---- counting ---------------------------------------------------------------------------- */
 
+typedef struct counting_filter {
+    h2o_filter_t super;
+    int metrics_only; /* on the METRICS_BIND address: every other path counts as "none" */
+} counting_filter;
+
 static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
-    (void)self;
+    int metrics_only = ((counting_filter *)self)->metrics_only;
     route_match m;
     size_t path_len = req->query_at == SIZE_MAX ? req->path.len : req->query_at;
     router_status rs =
@@ -61,15 +67,22 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     gettimeofday(&now, NULL);
     int64_t ns = ((int64_t)now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000000LL +
                  ((int64_t)now.tv_usec - req->timestamps.request_begin_at.tv_usec) * 1000LL;
-    metrics_http_request(rs == ROUTER_NOT_FOUND ? ROUTE_NONE : (unsigned)m.route, req->method.base,
-                         req->method.len, req->res.status, ns > 0 ? (uint64_t)ns : 0);
+    int none = rs == ROUTER_NOT_FOUND || (metrics_only && m.route != ROUTE_METRICS);
+    metrics_http_request(none ? ROUTE_NONE : (unsigned)m.route, req->method.base, req->method.len,
+                         req->res.status, ns > 0 ? (uint64_t)ns : 0);
     h2o_setup_next_ostream(req, slot);
+}
+
+static void add_counting_filter(h2o_pathconf_t *path, int metrics_only)
+{
+    counting_filter *f = (counting_filter *)h2o_create_filter(path, sizeof(*f));
+    f->super.on_setup_ostream = on_setup_ostream;
+    f->metrics_only = metrics_only;
 }
 
 void metrics_http_register(h2o_pathconf_t *path)
 {
-    h2o_filter_t *filter = h2o_create_filter(path, sizeof(*filter));
-    filter->on_setup_ostream = on_setup_ostream;
+    add_counting_filter(path, 0);
 }
 
 void metrics_http_publish(http_app *app)
@@ -307,9 +320,8 @@ void metrics_http_render(http_app *app, jbuf *out)
     free(e);
 }
 
-void metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
+static void send_exposition(http_app *app, h2o_req_t *req)
 {
-    (void)m;
     jbuf b;
     jbuf_init(&b);
     metrics_http_render(app, &b);
@@ -320,4 +332,81 @@ void metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
                    H2O_STRLIT(CONTENT_TYPE));
     h2o_send_inline(req, b.data != NULL ? b.data : "", b.len);
     jbuf_free(&b);
+}
+
+void metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
+{
+    (void)m;
+    if (metrics_http_listen_fd >= 0) {
+        http_send_error(req, 404, "route was not found"); /* served on METRICS_BIND */
+        return;
+    }
+    send_exposition(app, req);
+}
+
+/* ---- METRICS_BIND ------------------------------------------------------------------------ */
+
+int metrics_http_listen_fd = -1;
+
+typedef struct metrics_listener {
+    h2o_globalconf_t globalconf; /* its own host: nothing of the API is reachable here */
+    h2o_accept_ctx_t accept_ctx;
+    http_app *app;
+} metrics_listener;
+
+static metrics_listener *listener;
+
+static int on_metrics_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    route_match m;
+    size_t path_len = req->query_at == SIZE_MAX ? req->path.len : req->query_at;
+    router_status rs =
+        router_match(req->method.base, req->method.len, req->path.base, path_len, &m);
+    if (rs == ROUTER_NOT_FOUND || m.route != ROUTE_METRICS) {
+        http_send_error(req, 404, "route was not found");
+    } else if (rs == ROUTER_METHOD_NOT_ALLOWED) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, m.allow,
+                       strlen(m.allow));
+        http_send_error(req, 405, "method not allowed");
+    } else {
+        send_exposition(listener->app, req);
+    }
+    return 0;
+}
+
+static void on_metrics_accept(h2o_socket_t *sock, const char *err)
+{
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 4; i++) {
+        h2o_socket_t *conn = h2o_evloop_socket_accept(sock);
+        if (conn == NULL)
+            return; /* another worker took it */
+        h2o_accept(&listener->accept_ctx, conn);
+    }
+}
+
+void metrics_http_listen(h2o_context_t *ctx, http_app *app)
+{
+    if (metrics_http_listen_fd < 0)
+        return;
+    listener = xcalloc(1, sizeof(*listener));
+    listener->app = app;
+    h2o_config_init(&listener->globalconf);
+    listener->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("analyticsd"));
+    listener->globalconf.http1.upgrade_to_http2 = 0;
+    h2o_hostconf_t *host = h2o_config_register_host(&listener->globalconf,
+                                                    h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *paths[2] = {h2o_config_register_path(host, "/", 0), &host->fallback_path};
+    for (int i = 0; i < 2; i++) {
+        h2o_handler_t *handler = h2o_create_handler(paths[i], sizeof(*handler));
+        handler->on_req = on_metrics_req;
+        add_counting_filter(paths[i], 1);
+    }
+    listener->accept_ctx.ctx = ctx;
+    listener->accept_ctx.hosts = listener->globalconf.hosts;
+    h2o_socket_t *sock =
+        h2o_evloop_socket_create(ctx->loop, metrics_http_listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(sock, on_metrics_accept);
 }
