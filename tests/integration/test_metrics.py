@@ -5,10 +5,12 @@ The route's contract (methods, 405 with Allow, 404 neighbours, Content-Type), Pr
 deploy/dev installs: a missing promtool fails this test), exact deltas of the counters touched by
 known traffic (HTTP requests by route/method/code, duration histogram counts, report cache hits and
 misses, a recompute run, SMS events posted over HTTP), and counters that survive an HTTP worker
-killed with SIGKILL between two scrapes while the restart counter goes up by exactly one.
+killed with SIGKILL between two scrapes while the restart counter goes up by exactly one; with
+METRICS_BIND, /metrics only on its own address and nothing else there.
 """
 
 import datetime
+import http.client
 import json
 import os
 import re
@@ -233,6 +235,44 @@ def test_counters_survive_a_killed_worker():
     assert scrape()[health] == before[health] + 4
 
 
+def test_metrics_bind_separate_address():
+    port = adtest.free_port()
+    svc = adtest.Service(DB, METRICS_BIND="127.0.0.1:%d" % port).start()
+    try:
+        def on_metrics_port(method, path):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request(method, path)
+                r = conn.getresponse()
+                return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+            finally:
+                conn.close()
+
+        status, _, body = svc.request("GET", "/metrics")  # moved away from APP_PORT
+        assert (status, json.loads(body)["error"]["message"]) == (404, "route was not found")
+        status, hdrs, body = on_metrics_port("GET", "/metrics")
+        assert status == 200 and hdrs["content-type"] == CONTENT_TYPE, (status, hdrs)
+        before = parse(body.decode())[0]
+        for _ in range(3):
+            assert svc.request("GET", "/api/v1/health")[0] == 200
+        status, hdrs, body = on_metrics_port("HEAD", "/metrics")
+        assert (status, hdrs["content-type"], body) == (200, CONTENT_TYPE, b"")
+        status, hdrs, _ = on_metrics_port("POST", "/metrics")
+        assert (status, hdrs.get("allow")) == (405, "GET, HEAD")
+        for path in ("/api/v1/health", "/api/v1/reports", "/"):
+            status, _, body = on_metrics_port("GET", path)  # nothing of the API here
+            assert (status, json.loads(body)["error"]["code"]) == (404, "not_found"), path
+        after = parse(on_metrics_port("GET", "/metrics")[2].decode())[0]
+        assert delta(before, after, "http_requests_total", route="/api/v1/health", method="GET",
+                     code="200") == 3
+        assert delta(before, after, "http_requests_total", route="/metrics", method="HEAD",
+                     code="200") == 1
+        assert delta(before, after, "http_requests_total", route="none", method="GET",
+                     code="404") == 3
+    finally:
+        svc.stop()
+
+
 def main():
     global DB, SVC
     adtest.require_env()
@@ -244,7 +284,7 @@ def main():
     try:
         adtest.run([test_route_contract, test_promtool_accepts_the_output,
                     test_exact_deltas_of_known_traffic, test_recompute_run_and_sms_events,
-                    test_counters_survive_a_killed_worker])
+                    test_counters_survive_a_killed_worker, test_metrics_bind_separate_address])
     finally:
         SVC.stop()
         DB.drop()
