@@ -15,8 +15,9 @@
 
 /*
  * Adds the counting filter to path (call once per path, before creating the worker's other
- * filters: h2o runs the filters last registered first, so it then sees the final status). Every response that goes through h2o's filters is counted:
- * handler answers and h2o's own (413); not the raw 400 h2o writes for unparsable requests.
+ * filters: h2o runs the filters last registered first, so it then sees the final status). Every
+ * response that goes through h2o's filters is counted: handler answers and h2o's own (413); not the
+ * raw 400 h2o writes for unparsable requests.
  */
 void metrics_http_register(h2o_pathconf_t *path);
 
