@@ -278,10 +278,10 @@ def main():
     adtest.require_env()
     DB = adtest.ScratchDatabase()
     SVC = adtest.Service(DB).start()
-    adtest.redis_cli(SVC.redis_url, "FLUSHDB")
-    # Redis starts untrusted; caching begins after the first recovery bump (DATA.md §7.6).
-    assert adtest.wait_until(lambda: SVC.get_json("/api/v1/health")[0] == 200, 10), SVC.logs()
     try:
+        adtest.redis_cli(SVC.redis_url, "FLUSHDB")
+        # Redis starts untrusted; caching begins after the first recovery bump (DATA.md §7.6).
+        assert adtest.wait_until(lambda: SVC.get_json("/api/v1/health")[0] == 200, 10), SVC.logs()
         adtest.run([test_route_contract, test_promtool_accepts_the_output,
                     test_exact_deltas_of_known_traffic, test_recompute_run_and_sms_events,
                     test_counters_survive_a_killed_worker, test_metrics_bind_separate_address])
