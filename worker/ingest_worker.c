@@ -456,12 +456,14 @@ static int pull(ingest *w, ingest_stream *st, ingest_slot *s, int batch, int wai
     return s->count;
 }
 
-/* Consumer lag metric: the pending count in the last pulled message's metadata, or 0 when the
- * pull found nothing (the consumer has nothing left to deliver). */
-static void note_pending(const ingest_stream *st, const ingest_slot *s, int n)
+/* Consumer lag metric: the pending count in the last pulled message's metadata, or 0 when a
+ * pull over a working connection found nothing (the consumer has nothing left to deliver); left
+ * as it was while NATS is unreachable. */
+static void note_pending(ingest *w, const ingest_stream *st, const ingest_slot *s, int n)
 {
     if (n == 0) {
-        metrics_set_sms_pending(st->subject, 0);
+        if (natsConnection_Status(w->nc) == NATS_CONN_STATUS_CONNECTED)
+            metrics_set_sms_pending(st->subject, 0);
         return;
     }
     jsMsgMetaData *meta = NULL;
@@ -485,7 +487,7 @@ static bool fetch(ingest *w, ingest_slot *s, bool in_flight)
         int n = pull(w, st, s, w->cfg->sms_ingest_batch,
                      short_look ? INGEST_BUSY_FETCH_MS : INGEST_IDLE_FETCH_MS);
         st->busy = n > 0;
-        note_pending(st, s, n);
+        note_pending(w, st, s, n);
         if (st->busy) {
             s->st = st;
             w->next_stream = (w->next_stream + k + 1) % 2;
