@@ -12,6 +12,8 @@
  * Messages not listed in §3.2 (our own choices):
  *   - "HTTP_WORKERS must be at least 1" (below the minimum of 1),
  *   - "APP_HOST must be an IP address" (not an IPv4/IPv6 literal),
+ *   - "METRICS_BIND must be HOST:PORT ..." and "... must use a port other than APP_PORT"
+ *     (METRICS_BIND is read right after APP_HOST),
  *   - "REDIS_URL is invalid: invalid percent-encoding" (bad %XX or %00 in the credentials).
  *   - "NATS_URL is invalid" (not a comma-separated list of nats:// or tls:// URLs with a host),
  *   - "NATS_CONSUMER must be a NATS name" (likewise the stream names: 1-255 printable ASCII
@@ -488,6 +490,41 @@ static void load_app_host(loader *l, config *cfg)
     cfg->app_host = xstrdup(v);
 }
 
+/*
+ * METRICS_BIND (README, "Metrics"): "HOST:PORT", "[IPV6]:PORT" or ":PORT" (all interfaces);
+ * the port must not be APP_PORT. Unset: GET /metrics is served on APP_PORT.
+ */
+static void load_metrics_bind(loader *l, config *cfg)
+{
+    const char *v = get(l, "METRICS_BIND");
+    if (v == NULL)
+        return;
+    const char *colon = strrchr(v, ':');
+    size_t hlen = colon != NULL ? (size_t)(colon - v) : 0;
+    int bracketed = hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']';
+    char host[64] = "";
+    if (hlen < sizeof(host)) {
+        memcpy(host, v + bracketed, hlen - 2 * bracketed);
+        host[hlen - 2 * bracketed] = '\0';
+    }
+    unsigned char buf[sizeof(struct in6_addr)];
+    int family = strchr(host, ':') != NULL ? AF_INET6 : AF_INET; /* IPv6 only in brackets */
+    int64_t port = 0;
+    if (colon == NULL || hlen >= sizeof(host) || (family == AF_INET6) != bracketed ||
+        (host[0] != '\0' && inet_pton(family, host, buf) != 1) ||
+        config_parse_int64(colon + 1, &port) != 0 || port < 1 || port > 65535) {
+        report(l, "METRICS_BIND must be HOST:PORT with an IP address and a port between 1 and "
+                  "65535");
+        return;
+    }
+    if (port == cfg->app_port) {
+        report(l, "METRICS_BIND must use a port other than APP_PORT");
+        return;
+    }
+    cfg->metrics_port = (int)port;
+    cfg->metrics_host = host[0] != '\0' ? xstrdup(host) : NULL;
+}
+
 static void load_app_port(loader *l, config *cfg)
 {
     const char *v = get(l, "APP_PORT");
@@ -606,6 +643,7 @@ static void load_server(loader *l, config *cfg)
     load_text(l, "APP_ENV", &cfg->app_env);
     load_app_port(l, cfg);
     load_app_host(l, cfg);
+    load_metrics_bind(l, cfg);
     /* Below 1: "HTTP_WORKERS must be at least 1" (no message in §3.2; same form as the others). */
     load_int(l, "HTTP_WORKERS", online_cpus(), 1, 256, "must be at least 1", &n);
     cfg->http_workers = (int)n;
@@ -705,6 +743,7 @@ void config_free(config *cfg)
 {
     free(cfg->app_env);
     free(cfg->app_host);
+    free(cfg->metrics_host);
     free(cfg->app_version);
     free(cfg->database_url);
     free(cfg->redis_url);

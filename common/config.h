@@ -29,6 +29,8 @@ typedef struct config {
     char *app_env;        /* APP_ENV, default "development" */
     int app_port;         /* APP_PORT, default 3004 */
     char *app_host;       /* APP_HOST, NULL = all interfaces */
+    int metrics_port;     /* METRICS_BIND port; 0 (default) = GET /metrics on APP_PORT */
+    char *metrics_host;   /* METRICS_BIND host, NULL = all interfaces */
     int http_workers;     /* HTTP_WORKERS, default = online CPUs */
     char *app_version;    /* APP_VERSION, default "dev" */
     char *database_url;   /* DATABASE_URL, required by every role */

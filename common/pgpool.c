@@ -991,3 +991,16 @@ void pgpool_cancel(pgpool_query *q)
         return;
     }
 }
+
+void pgpool_get_stats(const pgpool *p, pgpool_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (p == NULL)
+        return;
+    for (const h2o_linklist_t *l = p->idle.next; l != &p->idle; l = l->next)
+        out->idle++;
+    out->connecting = p->connecting;
+    out->queued = p->queue_len;
+    size_t open = p->nconns > p->connecting ? p->nconns - p->connecting : 0;
+    out->busy = open > out->idle ? open - out->idle : 0;
+}

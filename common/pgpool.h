@@ -141,4 +141,13 @@ pgpool_query *pgpool_ping(pgpool *p, uint64_t timeout_ms, pgpool_ping_cb cb, voi
 int pgpool_listen(pgpool *p, const char *channel, pgpool_notify_cb on_notify,
                   pgpool_reconnect_cb on_reconnect, void *data);
 
+/* The pool's state for metrics: connections running a statement or held, idle, still
+ * connecting (or running the session setup), and requests waiting for a connection. */
+typedef struct pgpool_stats {
+    size_t busy, idle, connecting, queued;
+} pgpool_stats;
+
+/* Fills *out (zeros when p is NULL). Cheap: walks the idle list (at most max_conns). */
+void pgpool_get_stats(const pgpool *p, pgpool_stats *out);
+
 #endif

@@ -551,3 +551,8 @@ void redisconn_destroy(redisconn *c)
     free(c->addr);
     free(c);
 }
+
+int redisconn_is_connected(const redisconn *c)
+{
+    return c != NULL && c->ac != NULL && (c->ac->c.flags & REDIS_CONNECTED) != 0;
+}

@@ -94,4 +94,7 @@ void redisconn_cancel(redisconn_cmd *cmd);
  */
 void redisconn_destroy(redisconn *c);
 
+/* Whether c has an established connection now (metrics); 0 for NULL. */
+int redisconn_is_connected(const redisconn *c);
+
 #endif

@@ -20,6 +20,7 @@
 #include "server/http_app.h"
 #include "server/http_auth.h"
 #include "server/http_response.h"
+#include "server/metrics_http.h"
 #include "server/request_id.h"
 #include "server/router.h"
 
@@ -251,6 +252,9 @@ static void dispatch(h2o_req_t *req)
     case ROUTE_READYZ:
         readyz_handle(app, req, &m);
         break;
+    case ROUTE_METRICS:
+        metrics_handle(app, req, &m);
+        break;
     default:
         http_send_error(req, 404, "route was not found");
         break;
@@ -473,6 +477,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
     (void)entry;
     int64_t now = clock_monotonic_ns();
     atomic_store(&shstate_global->slots[worker->slot].heartbeat_ns, now);
+    metrics_http_publish(&worker->app);
     if (worker->draining && now >= worker->drain_deadline_ns) {
         log_warn("shutdown grace period over with %zu connection(s) open", worker->connections);
         fflush(NULL);
@@ -511,6 +516,7 @@ static void setup_h2o(const config *cfg)
     for (int i = 0; i < 2; i++) {
         h2o_handler_t *handler = h2o_create_handler(paths[i], sizeof(*handler));
         handler->on_req = on_req;
+        metrics_http_register(paths[i]); /* h2o runs the filters last registered first */
         h2o_filter_t *filter = h2o_create_filter(paths[i], sizeof(*filter));
         filter->on_setup_ostream = on_setup_ostream;
         if (cfg->access_log) {
@@ -560,6 +566,7 @@ int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot, i
     worker->listener =
         h2o_evloop_socket_create(worker->ctx.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(worker->listener, on_accept);
+    metrics_http_listen(&worker->ctx, &worker->app);
     atomic_store(&shstate_global->slots[slot].heartbeat_ns, clock_monotonic_ns());
     atomic_store(&shstate_global->slots[slot].ready, 1);
 

@@ -16,6 +16,7 @@
 #include "server/master.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/migrate.h"
 #include "common/pgsession.h"
 #include "common/proctitle.h"
@@ -26,6 +27,7 @@
 #include "common/exitcodes.h"
 #include "server/http_worker.h"
 #include "server/listener.h"
+#include "server/metrics_http.h"
 #include "server/notify.h"
 #include "worker/ingest_worker.h"
 #include "worker/recompute_worker.h"
@@ -57,6 +59,9 @@
 #define MASTER_STARTUP_WAIT_NS 2000000000LL  /* supervisor's first bump/orphan scan */
 
 typedef enum { ROLE_SUPERVISOR, ROLE_RECOMPUTE, ROLE_HTTP, ROLE_INGEST } child_role;
+_Static_assert((int)ROLE_RECOMPUTE == METRICS_KIND_RECOMPUTE &&
+                   (int)ROLE_HTTP == METRICS_KIND_HTTP && (int)ROLE_INGEST == METRICS_KIND_INGEST,
+               "roles double as metrics kinds");
 
 typedef struct child_slot {
     bool in_use; /* part of the current or a draining generation */
@@ -70,6 +75,7 @@ typedef struct child_slot {
     int failed_starts;      /* consecutive children that died before becoming ready */
     int64_t burst_start_ns; /* start of the current window of deaths */
     int burst_deaths;       /* deaths since burst_start_ns */
+    bool killed_hung;       /* the master SIGKILLed it for a missed heartbeat or deadline */
 } child_slot;
 
 typedef enum { MASTER_STARTING, MASTER_RUNNING, MASTER_RELOADING, MASTER_STOPPING } master_state;
@@ -135,6 +141,8 @@ static void child_after_fork(master *m, child_slot *s, int slot_no)
     /* SIGTERM/SIGINT stay blocked: each role reads them from its own signalfd. */
     if (s->role != ROLE_HTTP)
         close(m->listen_fd);
+    if (s->role != ROLE_HTTP && metrics_http_listen_fd >= 0)
+        close(metrics_http_listen_fd);
     if (s->role == ROLE_SUPERVISOR)
         proctitle_set("analyticsd: supervisor");
     else
@@ -143,7 +151,7 @@ static void child_after_fork(master *m, child_slot *s, int slot_no)
                  : s->role == ROLE_RECOMPUTE ? "recompute"
                  : s->role == ROLE_INGEST    ? "ingest"
                                              : "supervisor");
-    (void)slot_no;
+    metrics_attach(slot_no);
 }
 
 static void spawn(master *m, int slot_no)
@@ -181,6 +189,7 @@ static void spawn(master *m, int slot_no)
         _exit(rc);
     }
     s->pid = pid;
+    s->killed_hung = false;
     s->started_ns = clock_monotonic_ns();
     s->respawn_at_ns = 0;
     atomic_store(&sh->pid, pid);
@@ -251,6 +260,7 @@ static void on_child_exit(master *m, int slot_no, int status)
     s->pid = 0;
     atomic_store(&m->shared->slots[slot_no].pid, 0);
     atomic_store(&m->shared->slots[slot_no].ready, 0);
+    metrics_retire(slot_no); /* its counters stay in the sums */
     if (s->role == ROLE_RECOMPUTE) {
         ring_worker_reincarnate(m->ring, (uint32_t)(slot_no - SLOT_RECOMPUTE_FIRST));
         atomic_fetch_add(&m->shared->worker_exits, 1); /* the supervisor scans for orphans */
@@ -290,6 +300,9 @@ static void on_child_exit(master *m, int slot_no, int status)
         s->burst_deaths = 0;
     }
     s->burst_deaths++;
+    metrics_count_restart((metrics_kind)s->role, s->killed_hung        ? METRICS_CAUSE_HUNG
+                                                 : WIFSIGNALED(status) ? METRICS_CAUSE_KILLED
+                                                                       : METRICS_CAUSE_EXITED);
     s->failed_starts = was_ready ? 0 : s->failed_starts + 1;
     int strikes = s->failed_starts - 1; /* the first failed start is retried at once */
     if (s->burst_deaths - MASTER_BURST_DEATHS > strikes)
@@ -351,6 +364,7 @@ static void check_heartbeats(master *m, int64_t now)
             log_error("%s %d (pid %d) stopped responding; killing it", role_name(s->role), s->index,
                       (int)s->pid);
             kill(s->pid, SIGKILL);
+            s->killed_hung = true;
         }
     }
 }
@@ -478,6 +492,9 @@ static void begin_stop(master *m, const char *why)
     m->stop_deadline_ns = clock_monotonic_ns() + m->cfg->http_shutdown_timeout_ns;
     close(m->listen_fd); /* children keep their copies until they drain */
     m->listen_fd = -1;
+    if (metrics_http_listen_fd >= 0)
+        close(metrics_http_listen_fd);
+    metrics_http_listen_fd = -1;
     signal_children(m, SIGTERM, false);
 }
 
@@ -529,6 +546,9 @@ static void begin_reload(master *m)
         next->recompute_queue_size != m->cfg->recompute_queue_size)
         log_warn("reload: RECOMPUTE_WORKERS/RECOMPUTE_QUEUE_SIZE changes take effect only after "
                  "a restart");
+    if (next->metrics_port != m->cfg->metrics_port)
+        log_warn("reload: METRICS_BIND changes take effect only after a restart");
+    next->metrics_port = m->cfg->metrics_port;
     if (ingest_workers(next) != ingest_workers(m->cfg))
         log_warn("reload: NATS_URL/INGEST_WORKERS changes take effect only after a restart");
     if (next->log_format != m->cfg->log_format)
@@ -648,11 +668,17 @@ static int master_serve(master *m)
     m->listen_fd = listener_open(cfg->app_host, cfg->app_port);
     if (m->listen_fd < 0)
         return 1;
+    if (cfg->metrics_port != 0) {
+        metrics_http_listen_fd = listener_open(cfg->metrics_host, cfg->metrics_port);
+        if (metrics_http_listen_fd < 0)
+            return 1;
+    }
     if (setup_signals(m) != 0) {
         log_error("cannot set up signal handling: %s", strerror(errno));
         return 1;
     }
     m->shared = shstate_create();
+    metrics_create();
     snprintf(m->ring_name, sizeof(m->ring_name), "/analyticsd-%d-%d", cfg->app_port, (int)getuid());
     m->ring = ring_create(m->ring_name, (uint32_t)cfg->recompute_queue_size,
                           (uint32_t)cfg->recompute_workers);
@@ -716,6 +742,8 @@ int master_run(config *cfg, const char *config_path)
         ring_destroy(m->ring);
     if (m->listen_fd >= 0)
         close(m->listen_fd);
+    if (metrics_http_listen_fd >= 0)
+        close(metrics_http_listen_fd);
     if (m->signal_fd >= 0)
         close(m->signal_fd);
     if (m->timer_fd >= 0)

@@ -60,6 +60,8 @@ static route_id match_path(const char *p, size_t len, const char **param, size_t
         return ROUTE_LIVEZ;
     if (eq(p, len, "/readyz"))
         return ROUTE_READYZ;
+    if (eq(p, len, "/metrics"))
+        return ROUTE_METRICS;
     size_t plen = sizeof(PREFIX) - 1;
     if (len <= plen || memcmp(p, PREFIX, plen) != 0)
         return ROUTE_NONE;

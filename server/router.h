@@ -9,6 +9,7 @@
 
 typedef enum {
     ROUTE_NONE = 0,
+    ROUTE_METRICS, /* GET /metrics, outside /api/v1 (README, "Metrics") */
     ROUTE_HEALTH,
     ROUTE_REPORTS,
     ROUTE_REPORT,

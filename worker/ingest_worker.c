@@ -26,6 +26,7 @@
 
 #include "common/exitcodes.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pgsession.h"
 #include "common/shstate.h"
 #include "common/sms_event.h"
@@ -67,7 +68,10 @@ typedef struct ingest_slot {
     int count;
     const ingest_stream *st;
     sms_batch batch;
-    bool in_flight; /* sent to PostgreSQL, result not read yet */
+    bool in_flight;          /* sent to PostgreSQL, result not read yet */
+    int64_t sent_ns;         /* when the batch was sent (commit latency metric) */
+    metrics_sms_tally tally; /* ignored and rejected messages of the batch (accepted and
+                                duplicates are added once it commits) */
 } ingest_slot;
 
 typedef struct ingest {
@@ -313,6 +317,7 @@ static void build_batch(ingest *w, ingest_slot *s)
 {
     sms_window win = sms_window_at(clock_realtime_ns(), w->cfg->sms_hourly_retention_days);
     sms_batch_reset(&s->batch);
+    memset(&s->tally, 0, sizeof(s->tally));
     for (int i = 0; i < s->count; i++) {
         natsMsg *m = s->msgs[i];
         const char *header_id = NULL;
@@ -327,6 +332,12 @@ static void build_batch(ingest *w, ingest_slot *s)
         else if (p.verdict == SMS_REJECTED)
             sms_batch_add_rejection(&s->batch, sms_subject_name(s->st->subject), &p,
                                     data ? data : "", len);
+        if (p.verdict == SMS_IGNORED)
+            s->tally.outcome[METRICS_OUTCOME_IGNORED]++;
+        if (p.verdict == SMS_REJECTED && (unsigned)p.reason < METRICS_REASONS) {
+            s->tally.outcome[METRICS_OUTCOME_REJECTED]++;
+            s->tally.rejected[p.reason]++;
+        }
         sms_parse_free(&p);
     }
 }
@@ -351,6 +362,20 @@ static void send(ingest *w, ingest_slot *s)
         return;
     }
     s->in_flight = true;
+    s->sent_ns = clock_monotonic_ns();
+}
+
+/* Metrics of a committed batch: outcomes, size, commit latency. */
+static void count_batch(ingest *w, ingest_slot *s)
+{
+    metrics_sms_tally t = s->tally;
+    for (size_t i = 0; i < s->batch.events; i++)
+        t.outcome[w->accepted[i] ? METRICS_OUTCOME_ACCEPTED : METRICS_OUTCOME_DUPLICATE]++;
+    metrics_sms_count(METRICS_TRANSPORT_NATS, &t);
+    metrics_counters *c = &metrics_self->counters;
+    metrics_observe(&c->sms_batch_size, &metrics_batch_buckets, (uint64_t)s->count);
+    metrics_observe(&c->sms_commit, &metrics_commit_buckets,
+                    (uint64_t)(clock_monotonic_ns() - s->sent_ns));
 }
 
 /* Reads the result of the batch in flight in s, then acks (committed) or naks it. */
@@ -368,6 +393,7 @@ static void finish(ingest *w, ingest_slot *s)
         return;
     }
     w->backoff_ms = 0;
+    count_batch(w, s);
     if (w->crash_once) {
         log_warn("TEST HOOK: crashing after a commit, before the ack");
         fflush(NULL);
@@ -430,6 +456,23 @@ static int pull(ingest *w, ingest_stream *st, ingest_slot *s, int batch, int wai
     return s->count;
 }
 
+/* Consumer lag metric: the pending count in the last pulled message's metadata, or 0 when a
+ * pull over a working connection found nothing (the consumer has nothing left to deliver); left
+ * as it was while NATS is unreachable. */
+static void note_pending(ingest *w, const ingest_stream *st, const ingest_slot *s, int n)
+{
+    if (n == 0) {
+        if (natsConnection_Status(w->nc) == NATS_CONN_STATUS_CONNECTED)
+            metrics_set_sms_pending(st->subject, 0);
+        return;
+    }
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, s->msgs[n - 1]) == NATS_OK && meta != NULL)
+        metrics_set_sms_pending(st->subject, (int64_t)meta->NumPending);
+    if (meta != NULL)
+        jsMsgMetaData_Destroy(meta);
+}
+
 /*
  * Pulls the next batch into s from one of the streams, taking turns. A stream whose last pull
  * brought messages may wait for a whole batch; an idle one only gets a short look while the
@@ -444,6 +487,7 @@ static bool fetch(ingest *w, ingest_slot *s, bool in_flight)
         int n = pull(w, st, s, w->cfg->sms_ingest_batch,
                      short_look ? INGEST_BUSY_FETCH_MS : INGEST_IDLE_FETCH_MS);
         st->busy = n > 0;
+        note_pending(w, st, s, n);
         if (st->busy) {
             s->st = st;
             w->next_stream = (w->next_stream + k + 1) % 2;

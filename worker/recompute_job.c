@@ -14,6 +14,7 @@
 #include "worker/recompute_job.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pgsession.h"
 #include "common/rebuild.h"
 #include "common/util.h"
@@ -310,10 +311,13 @@ recompute_job_outcome recompute_job_run(const recompute_job_env *env, PGconn **c
     rebuild_status rs;
     int cut;
     recompute_job_outcome out;
-    if (rebuild_transaction(env, *conn, &run, &sum, &rs, &cut))
+    int committed = rebuild_transaction(env, *conn, &run, &sum, &rs, &cut);
+    if (committed)
         out = job_succeeded(env, conn, &run, &sum);
     else
         out = job_failed(env, conn, &run, rs, cut);
+    if (out == RECOMPUTE_JOB_FINISHED) /* the run reached its final state here */
+        metrics_recompute_finished(committed, (uint64_t)(clock_monotonic_ns() - claimed_at));
 
     /* Heartbeat first: once busy_until_ns is 0 the master judges the idle heartbeat. */
     atomic_store(&env->slot->heartbeat_ns, clock_monotonic_ns());

@@ -10,6 +10,7 @@
  *     to a second to notice its client is gone, so after an exit the scan is repeated every
  *     second for a few seconds while some running run's lock is still held.
  *   - Dispatch refill (§6.8): at startup and every second (cheap when the ring is full).
+ *   - The pending-runs count for GET /metrics (common/metrics.h), every second.
  *   - Stale scope-lock sweep (§7.5), every 10 s: locks whose run is no longer pending or
  *     running (its worker was killed between the final commit and the release) are deleted.
  *   - Leadership (worker/leader.h), polled every second: the one leading supervisor of the
@@ -28,6 +29,7 @@
 
 #include "common/cachekey.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pgsession.h"
 #include "common/redissync.h"
 #include "common/shstate.h"
@@ -170,6 +172,21 @@ static void refill(supervisor *s)
     runstore_refill(s->pg, s->ring);
 }
 
+/* The pending-runs gauge of GET /metrics: one indexed count, every second. */
+static void count_pending(supervisor *s)
+{
+    if (supervisor_pg(s) == NULL)
+        return;
+    PGresult *res =
+        pgsession_exec(s->pg, "pending runs count",
+                       "SELECT count(*) FROM recompute_runs WHERE status = 'pending'", 0, NULL);
+    if (res == NULL)
+        return;
+    if (PQntuples(res) == 1)
+        metrics_set_pending_runs(strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+    PQclear(res);
+}
+
 /* Leader only. Returns 0 when the SMS maintenance pass is done, -1 to try again in 10 s. Each
  * step logs what it changed; the pass logs its end. */
 static int sms_maintenance(supervisor *s)
@@ -229,6 +246,7 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         recovery_bump(&s);
     int held = orphan_scan(&s);
     refill(&s);
+    count_pending(&s); /* the gauge exists once HTTP workers serve */
     if (supervisor_pg(&s) != NULL) /* before serving: a month's first event needs its partition */
         sms_store_ensure_partitions(s.pg, cfg->sms_hourly_retention_days);
     atomic_store(&shstate_global->startup_done, 1);
@@ -259,6 +277,7 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         }
         if (second) {
             last_second = now;
+            count_pending(&s);
             leader_tick(&s, now);
             if (!shstate_redis_trusted())
                 recovery_bump(&s);

@@ -13,6 +13,7 @@
  */
 #include "common/json_out.h"
 #include "common/json_span.h"
+#include "common/metrics.h"
 #include "common/sms_event.h"
 #include "common/sms_store.h"
 #include "common/util.h"
@@ -48,6 +49,8 @@ static void events_respond(events_request *e)
 {
     size_t counts[4] = {0}; /* accepted, duplicate, ignored, rejected */
     static const char *const outcome[4] = {"accepted", "duplicate", "ignored", "rejected"};
+    /* The same counts, with the rejection reasons, for GET /metrics. */
+    metrics_sms_tally tally = {{0}, {0}};
     jbuf results;
     jbuf_init(&results);
     for (size_t i = 0; i < e->n; i++) {
@@ -57,6 +60,9 @@ static void events_respond(events_request *e)
                 : e->accepted[it->position - 1] ? 0
                                                 : 1;
         counts[o]++;
+        tally.outcome[o]++;
+        if (o == 3 && (unsigned)it->reason < METRICS_REASONS)
+            tally.rejected[it->reason]++;
         jbuf_puts(&results, i == 0 ? "{\"index\":" : ",{\"index\":");
         jout_int(&results, (int64_t)i);
         jbuf_puts(&results, ",\"event_id\":");
@@ -79,6 +85,7 @@ static void events_respond(events_request *e)
         }
         jbuf_putc(&results, '}');
     }
+    metrics_sms_count(METRICS_TRANSPORT_HTTP, &tally);
     jbuf b;
     jbuf_init(&b);
     jbuf_puts(&b, "{\"data\":{");

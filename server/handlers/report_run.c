@@ -26,6 +26,7 @@
 #include "common/dates.h"
 #include "common/json_out.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/params.h"
 #include "common/shstate.h"
 #include "common/util.h"
@@ -332,6 +333,12 @@ static void run_miss(run_state *s)
 
 static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply);
 
+/* One cache hit or miss of this report (README, "Metrics"). */
+static void count_cache(const run_state *s, _Atomic uint64_t *per_report)
+{
+    metrics_add(&per_report[metrics_report_index(s->slug, s->slug_len)], 1);
+}
+
 static void lookup(run_state *s)
 {
     s->lookups++;
@@ -381,6 +388,7 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
         const char *body;
         size_t body_len;
         if (cache_hit_response(s->hash, version, value, len, &x, &body, &body_len) == 0) {
+            count_cache(s, metrics_self->counters.cache_hits);
             add_cache_headers(s);
             if (s->retained_from < 0) {
                 http_send_body(s->req, 200, body, body_len);
@@ -397,6 +405,7 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
         log_warn("report cache: unusable entry for %s; recomputing", s->slug);
     }
     if (cs == CACHE_REPLY_HIT || cs == CACHE_REPLY_MISS) {
+        count_cache(s, metrics_self->counters.cache_misses);
         /* The key of this lookup's version: the write after the miss reads no version again. */
         jbuf k;
         jbuf_init(&k);

@@ -449,6 +449,42 @@ static void test_app_host(void **state)
     }
 }
 
+static void test_metrics_bind(void **state)
+{
+    (void)state;
+    struct {
+        const char *value, *host;
+        int port;
+    } ok[] = {{"127.0.0.1:9464", "127.0.0.1", 9464},
+              {":9464", NULL, 9464},
+              {"[::1]:1", "::1", 1},
+              {"0.0.0.0:65535", "0.0.0.0", 65535}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        fake f;
+        fake_valid(&f);
+        set(&f, "METRICS_BIND", ok[i].value);
+        config cfg;
+        assert_int_equal(run(&f, CONFIG_ROLE_SERVER, &cfg), 0);
+        assert_int_equal(cfg.metrics_port, ok[i].port);
+        if (ok[i].host == NULL)
+            assert_null(cfg.metrics_host);
+        else
+            assert_string_equal(cfg.metrics_host, ok[i].host);
+        config_free(&cfg);
+        free(f.err);
+    }
+    const config_role S = CONFIG_ROLE_SERVER;
+    const char *msg = "METRICS_BIND must be HOST:PORT with an IP address and a port between 1 and "
+                      "65535";
+    const char *bad[] = {"9464",       "localhost:9464", "127.0.0.1:0", "127.0.0.1:65536",
+                         "127.0.0.1:", "::1:9464",       "[::1]9464",   "127.0.0.1:94x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_one(S, "METRICS_BIND", bad[i], msg);
+    expect_one(S, "METRICS_BIND", "127.0.0.1:3004",
+               "METRICS_BIND must use a port other than APP_PORT");
+    expect_one(S, "METRICS_BIND", "", NULL); /* empty: /metrics on APP_PORT */
+}
+
 static void test_multiple_errors_in_order(void **state)
 {
     (void)state;
@@ -984,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_sms_variables),
         cmocka_unit_test(test_app_host),
+        cmocka_unit_test(test_metrics_bind),
         cmocka_unit_test(test_multiple_errors_in_order),
         cmocka_unit_test(test_secrets_never_printed),
         cmocka_unit_test(test_config_free_zeroed),
