@@ -51,5 +51,6 @@ void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void livez_handle(http_app *app, h2o_req_t *req, const route_match *m);
 void readyz_handle(http_app *app, h2o_req_t *req, const route_match *m);
+void openapi_handle(http_app *app, h2o_req_t *req, const route_match *m);
 
 #endif

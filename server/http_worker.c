@@ -207,6 +207,9 @@ static void dispatch(h2o_req_t *req)
     case ROUTE_HEALTH:
         health_handle(app, req, &m);
         break;
+    case ROUTE_OPENAPI:
+        openapi_handle(app, req, &m);
+        break;
     case ROUTE_REPORTS:
         reports_list_handle(app, req, &m);
         break;

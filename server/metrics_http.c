@@ -42,8 +42,9 @@ static const char *const route_names[METRICS_ROUTES] = {
     [ROUTE_SMS_ACCOUNT_USAGE] = "/api/v1/sms/accounts/{account_id}/usage",
     [ROUTE_LIVEZ] = "/livez",
     [ROUTE_READYZ] = "/readyz",
+    [ROUTE_OPENAPI] = "/api/v1/openapi.json",
 };
-_Static_assert(ROUTE_READYZ < METRICS_ROUTES - 1, "METRICS_ROUTES too small");
+_Static_assert(ROUTE_OPENAPI < METRICS_ROUTES - 1, "METRICS_ROUTES too small");
 
 const char *metrics_route_name(unsigned route)
 {

@@ -77,6 +77,8 @@ static route_id match_path(const char *p, size_t len, const char **param, size_t
         return ROUTE_AUDIT_ENTRIES;
     if (eq(p, len, "events"))
         return ROUTE_EVENTS;
+    if (eq(p, len, "openapi.json"))
+        return ROUTE_OPENAPI;
     if (len > 4 && memcmp(p, "sms/", 4) == 0)
         return match_sms(p + 4, len - 4, param, param_len);
 

@@ -25,6 +25,7 @@ typedef enum {
     ROUTE_SMS_ACCOUNT_USAGE, /* {account_id}/usage */
     ROUTE_LIVEZ,             /* /livez, outside /api/v1 (API.md §8) */
     ROUTE_READYZ,            /* /readyz, outside /api/v1 (API.md §8) */
+    ROUTE_OPENAPI,           /* /api/v1/openapi.json (API.md §8, docs/openapi.json) */
 } route_id;
 
 /* Request body limits: 64 KiB (API.md), 1 MiB for POST /api/v1/events (SMS.md §6.6). */

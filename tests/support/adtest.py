@@ -78,7 +78,7 @@ REDIS_DBS = {"test_lifecycle": 1, "test_reports": 2, "test_report_cache": 3,
              "test_recompute_api": 4, "test_recompute_pipeline": 5, "test_hostile_http": 6,
              "test_chaos": 7, "test_outages": 8, "test_sms_ingest": 9,
              "test_sms_upkeep": 10, "test_sms_read": 11, "test_probes": 12, "test_refresh": 13,
-             "test_instances": 14, "test_metrics": 0}
+             "test_instances": 14, "test_metrics": 0, "test_openapi": 15}
 
 
 def default_redis_db():

@@ -89,6 +89,24 @@ static void test_probe_routes(void **state)
         assert_int_equal(route("GET", paths[i], &m), ROUTER_NOT_FOUND);
 }
 
+/* API.md §8: the OpenAPI document, public, GET and HEAD only, exact path. */
+static void test_openapi_route(void **state)
+{
+    (void)state;
+    route_match m;
+    assert_int_equal(route("GET", "/api/v1/openapi.json", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_OPENAPI);
+    assert_false(m.is_management);
+    assert_int_equal(route("HEAD", "/api/v1/openapi.json", &m), ROUTER_OK);
+    assert_true(m.is_head);
+    assert_int_equal(route("POST", "/api/v1/openapi.json", &m), ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(m.allow, "GET, HEAD");
+    const char *paths[] = {"/api/v1/openapi.json/", "/api/v1/openapi", "/api/v1/OpenAPI.json",
+                           "/openapi.json", "/api/v1/openapi.yaml"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        assert_int_equal(route("GET", paths[i], &m), ROUTER_NOT_FOUND);
+}
+
 static void test_not_found(void **state)
 {
     (void)state;
@@ -179,9 +197,10 @@ static void test_sms_routes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_probe_routes), cmocka_unit_test(test_known_routes),
-        cmocka_unit_test(test_events_route), cmocka_unit_test(test_sms_routes),
-        cmocka_unit_test(test_not_found),    cmocka_unit_test(test_method_not_allowed),
+        cmocka_unit_test(test_probe_routes),  cmocka_unit_test(test_known_routes),
+        cmocka_unit_test(test_events_route),  cmocka_unit_test(test_sms_routes),
+        cmocka_unit_test(test_not_found),     cmocka_unit_test(test_method_not_allowed),
+        cmocka_unit_test(test_openapi_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
