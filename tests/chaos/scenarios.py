@@ -134,7 +134,7 @@ def http_chaos(db, duration=60.0, conns=64, workers=4, kill_every=2.0, victims="
         ("1 slowest respawn (kill -> serving)", "%.1f ms" % worst, ("< 100 ms", worst < 100)),
         ("1 master alive", "yes" if master_alive else "NO", ("alive", master_alive)),
     ]
-    return figures, violations, {"summary": s, "respawn_max_ms": worst}
+    return figures, violations, {"summary": s, "respawn_max_ms": worst, "backoffs": backoffs}
 
 
 # ---- 2. recompute chaos ----------------------------------------------------------------------
