@@ -574,7 +574,7 @@ def report(results_path, facts_path):
                      "route's statement / h2o static" % facts["sms_rounds"])
     if facts.get("refresh_events"):
         parts.append("benchmark 8: medians of %s rounds; references = the same COPY with the "
-                     "insert trigger disabled / the full 365-day rebuild" % rounds)
+                     "insert trigger dropped / the full 365-day rebuild" % rounds)
     print("Results (%s)" % "; ".join(parts))
     print(line)
     print("-" * len(line))
