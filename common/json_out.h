@@ -1,8 +1,8 @@
 /*
- * common/json_out.h (prefix jout_, distinct from jansson's json_*): writers that append JSON tokens to a jbuf, with the exact string escaping
- * of API.md §1.4 and the timestamp/date forms of §1.5. Used by the HTTP workers (responses,
- * cache keys) and the recompute workers (summaries). None of these functions can fail; they
- * abort on out-of-memory like every jbuf append.
+ * common/json_out.h (prefix jout_, distinct from jansson's json_*): writers that append JSON tokens
+ * to a jbuf, with the exact string escaping of API.md §1.4 and the timestamp/date forms of §1.5.
+ * Used by the HTTP workers (responses, cache keys) and the recompute workers (summaries). None of
+ * these functions can fail; they abort on out-of-memory like every jbuf append.
  */
 #ifndef ANALYTICSD_JSON_OUT_H
 #define ANALYTICSD_JSON_OUT_H

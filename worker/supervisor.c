@@ -246,7 +246,7 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         recovery_bump(&s);
     int held = orphan_scan(&s);
     refill(&s);
-    count_pending(&s); /* the gauge exists once HTTP workers serve */
+    count_pending(&s);             /* the gauge exists once HTTP workers serve */
     if (supervisor_pg(&s) != NULL) /* before serving: a month's first event needs its partition */
         sms_store_ensure_partitions(s.pg, cfg->sms_hourly_retention_days);
     atomic_store(&shstate_global->startup_done, 1);
