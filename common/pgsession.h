@@ -2,7 +2,9 @@
  * common/pgsession.h: how every PostgreSQL session of every process is opened (DATA.md §1,
  * CONFIG.md §3.6): connection parameters, the 5 s connect limit, and the session settings.
  * The blocking connect is used by migrate, seed, the recompute workers and the supervisor;
- * HTTP workers use the same parameters and setup SQL through their asynchronous pool.
+ * HTTP workers use the same parameters and setup SQL through their asynchronous pool. Also
+ * the blocking statement helper (pgsession_exec) of those processes, which the supervisor
+ * makes interruptible by its stop signal (pgsession_set_interrupt_fd).
  */
 #ifndef ANALYTICSD_PGSESSION_H
 #define ANALYTICSD_PGSESSION_H
