@@ -5,6 +5,7 @@
 #include "common/metrics.h"
 
 #include "common/log.h"
+#include "common/registry.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -29,8 +30,6 @@ const int metrics_code_values[METRICS_CODES - 1] = {200, 202, 204, 304, 400, 401
                                                     405, 408, 409, 413, 431, 500, 503};
 const char *const metrics_method_names[METRICS_METHODS] = {"GET",    "HEAD",  "POST",    "PUT",
                                                            "DELETE", "PATCH", "OPTIONS", "other"};
-const char *const metrics_report_names[METRICS_REPORTS] = {"volume-by-period", "status-counts",
-                                                           "top-entities", "other"};
 const char *const metrics_kind_names[METRICS_KINDS] = {"supervisor", "recompute", "http", "ingest"};
 const char *const metrics_cause_names[METRICS_CAUSES] = {"killed", "exited", "hung"};
 const char *const metrics_transport_names[METRICS_TRANSPORTS] = {"nats", "http"};
@@ -211,14 +210,22 @@ void metrics_set_sms_pending(unsigned stream, int64_t n)
         atomic_store_explicit(&metrics_global->sms_pending[stream], n, memory_order_relaxed);
 }
 
+unsigned metrics_report_count(void)
+{
+    unsigned n = (unsigned)registry_report_count + 1;
+    return n <= METRICS_REPORTS ? n : METRICS_REPORTS;
+}
+
+const char *metrics_report_name(unsigned i)
+{
+    return i + 1 < metrics_report_count() ? registry_reports[i].slug : "other";
+}
+
 unsigned metrics_report_index(const char *slug, size_t len)
 {
-    for (unsigned i = 0; i < METRICS_REPORTS - 1; i++) {
-        const char *name = metrics_report_names[i];
-        if (strlen(name) == len && memcmp(name, slug, len) == 0)
-            return i;
-    }
-    return METRICS_REPORTS - 1;
+    const registry_report *r = registry_report_find(slug, len);
+    unsigned i = r != NULL ? (unsigned)registry_report_index(r) : METRICS_REPORTS;
+    return i + 1 < metrics_report_count() ? i : metrics_report_count() - 1;
 }
 
 /* ---- reading ----------------------------------------------------------------------------- */

@@ -31,7 +31,7 @@
 #define METRICS_ROUTES     24 /* route ids; larger ids count as the last one ("other") */
 #define METRICS_METHODS    8  /* GET HEAD POST PUT DELETE PATCH OPTIONS other */
 #define METRICS_CODES      16 /* metrics_code_values[] then "other" */
-#define METRICS_REPORTS    4  /* volume-by-period status-counts top-entities other */
+#define METRICS_REPORTS    17 /* room for the registry's reports and "other" */
 #define METRICS_KINDS      4  /* metrics_kind */
 #define METRICS_CAUSES     3  /* metrics_cause */
 #define METRICS_TRANSPORTS 2  /* nats http */
@@ -137,7 +137,6 @@ extern const metrics_buckets metrics_commit_buckets;    /* 1 ms .. 5 s */
 /* Label values of the bounded sets. */
 extern const int metrics_code_values[METRICS_CODES - 1];
 extern const char *const metrics_method_names[METRICS_METHODS];
-extern const char *const metrics_report_names[METRICS_REPORTS];
 extern const char *const metrics_kind_names[METRICS_KINDS];
 extern const char *const metrics_cause_names[METRICS_CAUSES];
 extern const char *const metrics_transport_names[METRICS_TRANSPORTS];
@@ -204,7 +203,13 @@ void metrics_set_pending_runs(int64_t n);
 /* Ingest worker: the consumer's pending count on stream (sms_subject) as last seen. */
 void metrics_set_sms_pending(unsigned stream, int64_t n);
 
-/* Index of the report slug in metrics_report_names (the last one for any other slug). */
+/* The report label values: the reports of the registry (common/registry.h) in its order, then
+ * "other"; metrics_report_count() of them (all of them fit in METRICS_REPORTS cells; a registry
+ * that outgrows it counts its last reports as "other"). */
+unsigned metrics_report_count(void);
+const char *metrics_report_name(unsigned i);
+
+/* Index of the report slug among the report label values ("other" for any other slug). */
 unsigned metrics_report_index(const char *slug, size_t len);
 
 /* ---- reading (the scraping HTTP worker) -------------------------------------------------- */

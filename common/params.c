@@ -3,6 +3,8 @@
  */
 #include "common/params.h"
 
+#include "common/registry.h"
+
 #include <string.h>
 
 /* True when p[0..n) has no ';' and every '%' is followed by two hex digits. */
@@ -170,25 +172,24 @@ int param_window(const char *v, size_t len, const char **out)
     if (v != NULL)
         text_trim(v, len, &start, &n);
     if (n == 0) {
-        *out = "day";
+        *out = registry_windows[0].name; /* day */
         return 0;
     }
-    char low[4];
-    if (n > sizeof(low))
+    char low[8];
+    if (n >= sizeof(low))
         return -1;
     for (size_t i = 0; i < n; i++) {
         char c = v[start + i];
+        if (c == '\0')
+            return -1; /* a window name has no NUL: "week\0" is not week */
         low[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
-    if (n == 3 && memcmp(low, "day", 3) == 0) {
-        *out = "day";
-        return 0;
-    }
-    if (n == 4 && memcmp(low, "week", 4) == 0) {
-        *out = "week";
-        return 0;
-    }
-    return -1;
+    low[n] = '\0';
+    const registry_window *w = registry_window_find(low);
+    if (w == NULL || !w->report_api)
+        return -1;
+    *out = w->name;
+    return 0;
 }
 
 int uuid_parse(const char *s, size_t len, char out[37])

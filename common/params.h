@@ -56,8 +56,8 @@ param_int_status param_int(const char *v, size_t len, bool present, int64_t *out
 
 /*
  * API.md §2.5. Trims v (NULL = absent), folds ASCII letters to lower case; blank means "day".
- * Sets *out to the static string "day" or "week" and returns 0; returns -1 for any other value
- * (*out untouched).
+ * Sets *out to the name of a registry window the report API accepts (common/registry.h: "day"
+ * or "week") and returns 0; returns -1 for any other value (*out untouched).
  */
 int param_window(const char *v, size_t len, const char **out);
 

@@ -18,12 +18,12 @@ typedef struct rebuild_summary {
 
 typedef enum {
     REBUILD_OK,          /* range rebuilt; *out filled */
-    REBUILD_UNSUPPORTED, /* report slug not one of the three reports; nothing was sent */
+    REBUILD_UNSUPPORTED, /* report slug not in the registry; nothing was sent */
     REBUILD_DB_ERROR     /* a statement failed (logged) or bad arguments; roll back */
 } rebuild_status;
 
 /*
- * Rebuilds the snapshots of report `report_slug`, window `window` ("day" or "week") for the
+ * Rebuilds the snapshots of report `report_slug`, window `window` (a registry window) for the
  * requested dates date_from..date_to ("YYYY-MM-DD", inclusive), widened to [lo, hi) as in
  * §6.3, tagging new rows with run_id (a UUID string, or NULL for no run).
  *
@@ -35,7 +35,8 @@ typedef enum {
  *
  * Returns REBUILD_UNSUPPORTED for an unknown slug without sending anything (so the transaction
  * stays usable), REBUILD_DB_ERROR after logging the server's message (the transaction is then
- * aborted) or for a window other than day/week, REBUILD_OK with *out filled.
+ * aborted) or for a window that is not a report window of the registry, REBUILD_OK with *out
+ * filled.
  */
 rebuild_status rebuild_run(PGconn *conn, const char *run_id, const char *report_slug,
                            const char *window, const char *date_from, const char *date_to,
@@ -46,8 +47,5 @@ rebuild_status rebuild_run(PGconn *conn, const char *run_id, const char *report_
  * {"bucket_count":b,"rows_deleted":d,"rows_inserted":i}. Returns a heap string the caller frees.
  */
 char *rebuild_summary_json(const rebuild_summary *s);
-
-/* Returns 1 if `report_slug` is one of the three rebuildable reports, else 0. */
-int rebuild_slug_supported(const char *report_slug);
 
 #endif

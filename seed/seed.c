@@ -4,16 +4,18 @@
  *
  * Under the session-level seed advisory lock, one transaction: optional truncate, the
  * "events already exist" skip, the 25,000 events in one INSERT … SELECT over generate_series,
- * then the six seed runs, each rebuilt with the shared rebuild SQL (common/rebuild.c), and the
- * change log of the scheduled refresh emptied (the seed rebuilt everything it noted).
- * N is the transaction timestamp now(); every formula below is the table of §5.
- * Then, still under the lock, the SMS demo data in its own transaction (seed/sms_demo.c).
+ * then one seed run per report and report window of the registry (eight), each rebuilt with the
+ * shared rebuild SQL (common/rebuild.c), and the change log of the scheduled refresh emptied (the
+ * seed rebuilt everything it noted). N is the transaction timestamp now(); every formula below is
+ * the table of §5. Then, still under the lock, the SMS demo data in its own transaction
+ * (seed/sms_demo.c).
  */
 #include "seed/seed.h"
 
 #include "common/log.h"
 #include "common/pgsession.h"
 #include "common/rebuild.h"
+#include "common/registry.h"
 #include "common/util.h"
 #include "seed/sms_demo.h"
 
@@ -66,9 +68,6 @@ static const char seed_run_insert_sql[] =
 static const char seed_run_complete_sql[] =
     "UPDATE recompute_runs SET status = 'completed', finished_at = clock_timestamp(),"
     " error_message = NULL, summary = $2::jsonb WHERE id = $1::uuid";
-
-static const char *const seed_reports[] = {"volume-by-period", "status-counts", "top-entities"};
-static const char *const seed_windows[] = {"day", "week"};
 
 /* Runs a statement and discards its result; returns 0 or -1 (logged). */
 static int seed_exec(PGconn *conn, const char *what, const char *sql, int nparams,
@@ -140,9 +139,13 @@ static int seed_body(PGconn *conn, bool force, bool *skipped)
     PQclear(res);
 
     int rc = 0;
-    for (size_t r = 0; rc == 0 && r < ARRAY_LEN(seed_reports); r++)
-        for (size_t w = 0; rc == 0 && w < ARRAY_LEN(seed_windows); w++)
-            rc = seed_one_run(conn, seed_reports[r], seed_windows[w], from, to);
+    /* §5 step 6: every report of the registry, in its order, and each of its report windows
+     * (day, then week). */
+    for (size_t r = 0; rc == 0 && r < registry_report_count; r++)
+        for (size_t w = 0; rc == 0 && w < registry_window_count; w++)
+            if (registry_windows[w].report_api)
+                rc = seed_one_run(conn, registry_reports[r].slug, registry_windows[w].name, from,
+                                  to);
     if (rc == 0)
         rc =
             seed_exec(conn, "seed: forgetting the noted changes", seed_forget_changes_sql, 0, NULL);

@@ -15,6 +15,7 @@
 #include "common/json_out.h"
 #include "common/json_sorted.h"
 #include "common/log.h"
+#include "common/textutil.h"
 #include "common/util.h"
 #include "server/http_app.h"
 
@@ -120,6 +121,44 @@ void catalogue_report_from_row(catalogue_report *out, const PGresult *res, int r
     out->cache_ttl_seconds = (int32_t)strtol(PQgetvalue(res, row, col), NULL, 10);
     out->day_retention_days = (int32_t)strtol(PQgetvalue(res, row, col + 1), NULL, 10);
     out->week_retention_days = (int32_t)strtol(PQgetvalue(res, row, col + 2), NULL, 10);
+}
+
+catalogue_sort catalogue_sort_parse(const char *v, size_t len)
+{
+    static const char *const names[CATALOGUE_SORTS] = {"name", "slug", "updated_at",
+                                                       "cache_ttl_seconds"};
+    size_t start, n;
+    text_trim(v, len, &start, &n);
+    for (int i = 0; i < CATALOGUE_SORTS; i++)
+        if (n == strlen(names[i]) && memcmp(v + start, names[i], n) == 0)
+            return (catalogue_sort)i;
+    return CATALOGUE_SORT_NAME;
+}
+
+const char *catalogue_list_sql(catalogue_sort sort, int desc)
+{
+    static const char *const order_by[CATALOGUE_SORTS] = {
+        "m.name COLLATE \"C\"", "m.slug COLLATE \"C\"", "m.sort_updated_at", "m.sort_ttl"};
+    static char *built[CATALOGUE_SORTS][2];
+    desc = desc != 0;
+    if (built[sort][desc] == NULL) {
+        const char *dir = desc ? "DESC" : "ASC";
+        built[sort][desc] = xasprintf(
+            "WITH p AS (SELECT '%%' || replace(replace(replace($1::text, '\\', '\\\\'),"
+            " '%%', '\\%%'), '_', '\\_') || '%%' AS pattern),"
+            " m AS (SELECT " CATALOGUE_DEFINITION_COLUMNS ", d.updated_at AS sort_updated_at,"
+            " d.cache_ttl_seconds AS sort_ttl"
+            " FROM report_definitions d, p WHERE d.is_public AND ($1::text IS NULL"
+            " OR d.slug ILIKE p.pattern OR d.name ILIKE p.pattern)),"
+            " page AS (SELECT m.*, row_number() OVER (ORDER BY %s %s, m.slug COLLATE \"C\" %s)"
+            " AS rn FROM m ORDER BY rn LIMIT $2::bigint OFFSET $3::bigint)"
+            " SELECT (SELECT count(*) FROM m), page.slug, page.name, page.description,"
+            " page.cache_ttl_seconds, page.default_window, page.has_day, page.has_week,"
+            " page.supported_filters, page.last_rebuilt_at"
+            " FROM (SELECT 1) one LEFT JOIN page ON true ORDER BY page.rn",
+            order_by[sort], dir, dir);
+    }
+    return built[sort][desc];
 }
 
 int catalogue_is_loaded(const catalogue *c)

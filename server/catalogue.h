@@ -59,6 +59,12 @@ typedef struct catalogue_report {
  * it, of row `row` of res. */
 void catalogue_report_from_row(catalogue_report *out, const PGresult *res, int row, int col);
 
+/* The live lookup of one public report, for a worker whose catalogue has not loaded yet:
+ * $1 slug; no row, or one row for catalogue_report_from_row(…, 0, 0). */
+#define CATALOGUE_REPORT_SQL                                                                       \
+    "SELECT d.cache_ttl_seconds, " CATALOGUE_RETENTION_COLUMNS                                     \
+    " FROM report_definitions d WHERE d.slug = $1 AND d.is_public"
+
 /*
  * Looks up the public report `slug` (byte-exact, len bytes). On CATALOGUE_FOUND fills *out.
  * c == NULL counts as not loaded.
@@ -94,6 +100,35 @@ int catalogue_is_loaded(const catalogue *c);
  * answers 500).
  */
 int catalogue_definition_json(jbuf *b, const PGresult *res, int row, int col);
+
+/* GET /reports/{slug} (API.md §4.3): $1 slug; no row, or one row of
+ * CATALOGUE_DEFINITION_COLUMNS. */
+#define CATALOGUE_GET_SQL                                                                          \
+    "SELECT " CATALOGUE_DEFINITION_COLUMNS " FROM report_definitions d WHERE d.slug = $1"          \
+    " AND d.is_public"
+
+/* The sort columns of GET /reports (API.md §4.2). */
+typedef enum {
+    CATALOGUE_SORT_NAME, /* the default, for any other value */
+    CATALOGUE_SORT_SLUG,
+    CATALOGUE_SORT_UPDATED_AT,
+    CATALOGUE_SORT_TTL,
+    CATALOGUE_SORTS
+} catalogue_sort;
+
+/* The sort column named by the untrimmed value v[0..len) (case-sensitive after trimming);
+ * CATALOGUE_SORT_NAME for anything else, including absent (v NULL). */
+catalogue_sort catalogue_sort_parse(const char *v, size_t len);
+
+/*
+ * The GET /reports statement for a sort and direction: $1 the search text or NULL, $2 limit,
+ * $3 offset. One row per definition of the page, each carrying the total in column 0 and then
+ * the CATALOGUE_DEFINITION_COLUMNS; an empty page still yields one row (definition columns
+ * NULL) so the total is known. Search is ILIKE on slug and name with %, _ and \ escaped; ties
+ * are broken by slug in the same direction; text sorts use COLLATE "C". Built once per variant
+ * and kept for the process's life.
+ */
+const char *catalogue_list_sql(catalogue_sort sort, int desc);
 
 /*
  * Appends the JSON object text `text` (a JSON object as PostgreSQL prints jsonb) re-emitted

@@ -179,8 +179,8 @@ static void cache_series(expo *e)
         "Report runs looked up in the Redis cache and computed, by report."};
     for (int k = 0; k < 2; k++) {
         metrics_text_family(&e->b, names[k], "counter", helps[k]);
-        for (unsigned r = 0; r < METRICS_REPORTS; r++) {
-            metrics_label l = {"report", metrics_report_names[r]};
+        for (unsigned r = 0; r < metrics_report_count(); r++) {
+            metrics_label l = {"report", metrics_report_name(r)};
             uint64_t v =
                 k == 0 ? METRICS_CELL(&e->t, cache_hits[r]) : METRICS_CELL(&e->t, cache_misses[r]);
             metrics_text_sample(&e->b, names[k], &l, 1, (int64_t)v);

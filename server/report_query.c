@@ -4,148 +4,106 @@
  *
  * Every statement reads metric_snapshots through idx_metric_snapshots_lookup (report, window,
  * bucket range), in a UTC session: a bucket's date is bucket_start at UTC, and the range bounds
- * are midnight UTC of the lower date and of date_to + 1 day; plus the freshness subquery.
+ * are midnight UTC of the start of date_from's bucket and of date_to + 1 day; plus the
+ * freshness subquery. What a report groups by, its metric and its dimension come from its
+ * registry row; the three layouts are the only SQL shapes.
  */
 #include "server/report_query.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/json_out.h"
+#include "common/util.h"
 
-/* The freshness column (last in every shape, see report_query.h): an uncorrelated subquery, so
- * PostgreSQL evaluates it once per statement (an InitPlan) through ix_recompute_runs_completed. */
-#define SNAPSHOT_WHERE(dimension)                                                                  \
-    ", " REPORT_FRESHNESS_SUBQUERY(                                                                \
-        "$1", "$2", "$4",                                                                          \
-        "$8") "::text"                                                                             \
-              " FROM metric_snapshots"                                                             \
-              " WHERE report_slug = $1 AND window_name = $2 AND metric_name = 'event_count'"       \
-              " AND dimension_key = '" dimension "'"                                               \
-              " AND bucket_start >= ($3::date)::timestamp AT TIME ZONE 'UTC'"                      \
-              " AND bucket_start < ($4::date + 1)::timestamp AT TIME ZONE 'UTC'"                   \
-              " AND ($5::text IS NULL OR dimension_value = $5::text)"
+#define QUERY_MAX_REPORTS 16
+#define QUERY_MAX_WINDOWS 8
 
-#define BUCKET_DATE "(bucket_start AT TIME ZONE 'UTC')::date::text"
-#define PAGE        " LIMIT $6::bigint OFFSET $7::bigint"
+/* A row member: its name and the select expression that yields it. */
+typedef struct member {
+    const char *name;
+    const char *sql;
+} member;
 
-/* clang-format off */
-static const char *const shape_sql[] = {
-    [REPORT_SHAPE_VOLUME_BY_SOURCE] =
-        "SELECT " BUCKET_DATE ", sum(metric_value)::bigint, dimension_value"
-        SNAPSHOT_WHERE("source")
-        " GROUP BY bucket_start, dimension_value"
-        " ORDER BY bucket_start, dimension_value COLLATE \"C\"" PAGE,
-    [REPORT_SHAPE_VOLUME_BY_PERIOD] =
-        "SELECT " BUCKET_DATE ", sum(metric_value)::bigint"
-        SNAPSHOT_WHERE("source")
-        " GROUP BY bucket_start"
-        " ORDER BY bucket_start" PAGE,
-    [REPORT_SHAPE_STATUS_BY_PERIOD] =
-        "SELECT " BUCKET_DATE ", sum(metric_value)::bigint, dimension_value"
-        SNAPSHOT_WHERE("status")
-        " GROUP BY bucket_start, dimension_value"
-        " ORDER BY bucket_start, dimension_value COLLATE \"C\"" PAGE,
-    [REPORT_SHAPE_STATUS_TOTALS] =
-        "SELECT sum(metric_value)::bigint, dimension_value"
-        SNAPSHOT_WHERE("status")
-        " GROUP BY dimension_value"
-        " ORDER BY 1 DESC, dimension_value COLLATE \"C\"" PAGE,
-    [REPORT_SHAPE_TOP_ENTITIES] =
-        "SELECT dimension_value, sum(metric_value)::bigint"
-        SNAPSHOT_WHERE("entity_id")
-        " GROUP BY dimension_value"
-        " ORDER BY 2 DESC, dimension_value COLLATE \"C\"" PAGE,
-};
-/* clang-format on */
-
-/* Member names per shape, in column (= output) order; NULL-terminated. */
-static const char *const shape_members[][4] = {
-    [REPORT_SHAPE_VOLUME_BY_SOURCE] = {"bucket_date", "event_count", "source", NULL},
-    [REPORT_SHAPE_VOLUME_BY_PERIOD] = {"bucket_date", "event_count", NULL, NULL},
-    [REPORT_SHAPE_STATUS_BY_PERIOD] = {"bucket_date", "event_count", "status", NULL},
-    [REPORT_SHAPE_STATUS_TOTALS] = {"event_count", "status", NULL, NULL},
-    [REPORT_SHAPE_TOP_ENTITIES] = {"entity_id", "event_count", NULL, NULL},
-};
-
-static int eq(const char *s, size_t len, const char *lit)
-{
-    size_t n = strlen(lit);
-    return len == n && memcmp(s, lit, n) == 0;
-}
-
-report_kind report_query_kind(const char *slug, size_t len)
-{
-    if (eq(slug, len, "volume-by-period"))
-        return REPORT_KIND_VOLUME;
-    if (eq(slug, len, "status-counts"))
-        return REPORT_KIND_STATUS;
-    if (eq(slug, len, "top-entities"))
-        return REPORT_KIND_TOP_ENTITIES;
-    return REPORT_KIND_UNKNOWN;
-}
-
-report_shape report_query_shape(report_kind kind, const char *breakdown, size_t breakdown_len)
-{
-    switch (kind) {
-    case REPORT_KIND_VOLUME:
-        return eq(breakdown, breakdown_len, "source") ? REPORT_SHAPE_VOLUME_BY_SOURCE
-                                                      : REPORT_SHAPE_VOLUME_BY_PERIOD;
-    case REPORT_KIND_STATUS:
-        return eq(breakdown, breakdown_len, "period") ? REPORT_SHAPE_STATUS_BY_PERIOD
-                                                      : REPORT_SHAPE_STATUS_TOTALS;
-    default:
-        return REPORT_SHAPE_TOP_ENTITIES;
-    }
-}
-
-int report_query_uses_filter(report_shape shape)
-{
-    return shape != REPORT_SHAPE_TOP_ENTITIES;
-}
-
-const char *report_query_sql(report_shape shape)
-{
-    return shape_sql[shape];
-}
-
-int report_query_freshness_column(report_shape shape)
+/* The members of layout l for report r and window w, in ascending byte order of their names;
+ * returns how many (at most 3). */
+static int layout_members(const registry_report *r, registry_layout l, const registry_window *w,
+                          member out[3])
 {
     int n = 0;
-    while (n < 3 && shape_members[shape][n] != NULL)
-        n++;
+    if (l != REGISTRY_LAYOUT_TOTALS)
+        out[n++] = (member){"bucket_date", w != NULL ? w->bucket_sql : NULL};
+    out[n++] = (member){r->metric_name, "sum(metric_value)::bigint"};
+    if (l != REGISTRY_LAYOUT_PERIOD)
+        out[n++] = (member){r->dimension_key, "dimension_value"};
+    for (int i = 1; i < n; i++) /* insertion sort of at most three */
+        for (int j = i; j > 0 && strcmp(out[j - 1].name, out[j].name) > 0; j--) {
+            member t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
     return n;
 }
 
-const char *report_query_failure_message(report_kind kind)
+static const char *const layout_tail[REGISTRY_LAYOUTS] = {
+    [REGISTRY_LAYOUT_PERIOD] = " GROUP BY bucket_start ORDER BY bucket_start",
+    [REGISTRY_LAYOUT_PERIOD_VALUES] = " GROUP BY bucket_start, dimension_value"
+                                      " ORDER BY bucket_start, dimension_value COLLATE \"C\"",
+    [REGISTRY_LAYOUT_TOTALS] = " GROUP BY dimension_value"
+                               " ORDER BY sum(metric_value) DESC, dimension_value COLLATE \"C\"",
+};
+
+const char *report_query_sql(const registry_report *r, registry_layout l, const registry_window *w)
 {
-    switch (kind) {
-    case REPORT_KIND_VOLUME:
-        return "failed to run volume report";
-    case REPORT_KIND_STATUS:
-        return "failed to run status report";
-    case REPORT_KIND_TOP_ENTITIES:
-        return "failed to run top entities report";
-    default:
-        return "internal error";
-    }
+    static char *built[QUERY_MAX_REPORTS][REGISTRY_LAYOUTS][QUERY_MAX_WINDOWS];
+    size_t ri = registry_report_index(r), wi = (size_t)(w - registry_windows);
+    if (ri >= QUERY_MAX_REPORTS || wi >= QUERY_MAX_WINDOWS)
+        abort(); /* raise the bounds with the registry */
+    if (built[ri][l][wi] != NULL)
+        return built[ri][l][wi];
+    member m[3];
+    int n = layout_members(r, l, w, m);
+    char *select =
+        xasprintf("%s, %s%s%s", m[0].sql, m[1].sql, n > 2 ? ", " : "", n > 2 ? m[2].sql : "");
+    built[ri][l][wi] = xasprintf(
+        "SELECT %s, " REPORT_FRESHNESS_SUBQUERY(
+            "$1", "$2", "$4",
+            "$3") "::text"
+                  " FROM metric_snapshots"
+                  " WHERE report_slug = $1 AND window_name = $2 AND metric_name = '%s'"
+                  " AND dimension_key = '%s'"
+                  " AND bucket_start >= date_trunc($2, $3::date::timestamp) AT TIME ZONE 'UTC'"
+                  " AND bucket_start < ($4::date + 1)::timestamp AT TIME ZONE 'UTC'"
+                  " AND ($5::text IS NULL OR dimension_value = $5::text)%s"
+                  " LIMIT $6::bigint OFFSET $7::bigint",
+        select, r->metric_name, r->dimension_key, layout_tail[l]);
+    free(select);
+    return built[ri][l][wi];
 }
 
-void report_query_rows_json(jbuf *b, report_shape shape, const PGresult *res)
+int report_query_freshness_column(registry_layout l)
 {
-    const char *const *members = shape_members[shape];
+    return l == REGISTRY_LAYOUT_PERIOD_VALUES ? 3 : 2;
+}
+
+void report_query_rows_json(jbuf *b, const registry_report *r, registry_layout l,
+                            const PGresult *res)
+{
+    member m[3];
+    int n = layout_members(r, l, NULL, m);
     int rows = PQntuples(res);
     jbuf_putc(b, '[');
-    for (int r = 0; r < rows; r++) {
-        if (r > 0)
+    for (int row = 0; row < rows; row++) {
+        if (row > 0)
             jbuf_putc(b, ',');
         jbuf_putc(b, '{');
-        for (int c = 0; members[c] != NULL; c++) {
+        for (int c = 0; c < n; c++) {
             if (c > 0)
                 jbuf_putc(b, ',');
-            jout_key(b, members[c]);
-            const char *v = PQgetvalue(res, r, c);
-            size_t len = (size_t)PQgetlength(res, r, c);
-            if (strcmp(members[c], "event_count") == 0)
+            jout_key(b, m[c].name);
+            const char *v = PQgetvalue(res, row, c);
+            size_t len = (size_t)PQgetlength(res, row, c);
+            if (m[c].name == r->metric_name)
                 jbuf_append(b, v, len); /* bigint text: a plain JSON integer */
             else
                 jout_string(b, v, len);

@@ -1,7 +1,8 @@
 /*
- * server/report_query.h: the snapshot side of a report run (API.md §4.4): which of the five row
- * shapes a report and breakdown select, the SQL that reads metric_snapshots for it, and the
- * JSON of its rows. Pure code (no I/O); used by the HTTP workers' report_run handler.
+ * server/report_query.h: the snapshot side of a report run (API.md §4.4): the SQL that reads
+ * metric_snapshots for a report of the registry (common/registry.h), one of its layouts and a
+ * window, and the JSON of its rows. Pure code (no I/O); used by the HTTP workers' report_run
+ * handler.
  */
 #ifndef ANALYTICSD_REPORT_QUERY_H
 #define ANALYTICSD_REPORT_QUERY_H
@@ -12,34 +13,7 @@
 #include <libpq-fe.h>
 
 #include "common/jbuf.h"
-
-/* The three reports the service knows how to run; REPORT_KIND_UNKNOWN for any other slug. */
-typedef enum {
-    REPORT_KIND_UNKNOWN = 0,
-    REPORT_KIND_VOLUME,
-    REPORT_KIND_STATUS,
-    REPORT_KIND_TOP_ENTITIES,
-} report_kind;
-
-/* The row shapes of API.md §4.4, one per line of its table. */
-typedef enum {
-    REPORT_SHAPE_VOLUME_BY_SOURCE, /* bucket_date, event_count, source */
-    REPORT_SHAPE_VOLUME_BY_PERIOD, /* bucket_date, event_count */
-    REPORT_SHAPE_STATUS_BY_PERIOD, /* bucket_date, event_count, status */
-    REPORT_SHAPE_STATUS_TOTALS,    /* event_count, status */
-    REPORT_SHAPE_TOP_ENTITIES,     /* entity_id, event_count */
-} report_shape;
-
-/* The kind of the report with this slug (byte-exact). */
-report_kind report_query_kind(const char *slug, size_t len);
-
-/* The shape for a known kind and a valid breakdown ("" when blank, "source", "status",
- * "period"). Must not be called with REPORT_KIND_UNKNOWN. */
-report_shape report_query_shape(report_kind kind, const char *breakdown, size_t breakdown_len);
-
-/* True when the shape's report filters on its dimension (volume: source, status-counts:
- * status); top-entities uses no filter. */
-int report_query_uses_filter(report_shape shape);
+#include "common/registry.h"
 
 /*
  * The freshness of a report run (API.md §4.4): finished_at of the newest completed run of report
@@ -55,22 +29,23 @@ int report_query_uses_filter(report_shape shape);
 #define REPORT_FRESHNESS_SQL "SELECT " REPORT_FRESHNESS_SUBQUERY("$1", "$2", "$4", "$3") "::text"
 
 /*
- * The SQL for a shape. Parameters (text): $1 report slug, $2 window ("day"/"week"), $3 lower
- * bound date (YYYY-MM-DD; the Monday on or before date_from for weeks), $4 date_to (the upper
- * bound is date_to + 1 day, exclusive), $5 the filter value or NULL for none, $6 limit,
- * $7 offset, $8 date_from. Columns, in row-member order, are the shape's members; bucket_date
- * is text YYYY-MM-DD, event_count a decimal integer. Text sorts use COLLATE "C". After them,
- * in column report_query_freshness_column(shape), the freshness (REPORT_FRESHNESS_SUBQUERY over
- * date_from..date_to), the same in every row.
+ * The SQL of report r in layout l and window w. Parameters (text): $1 report slug, $2 window,
+ * $3 date_from (YYYY-MM-DD; the lower bound is the start of its bucket, so the Monday on or
+ * before it for weeks), $4 date_to (the upper bound is date_to + 1 day, exclusive), $5 the
+ * filter value or NULL for none, $6 limit, $7 offset. Columns are the layout's row members in
+ * ascending byte order of their names (report_query_rows_json writes them in that order):
+ * the bucket as w->bucket_sql writes it, the metric as a decimal integer, the dimension value.
+ * Text sorts use COLLATE "C". After them, in column report_query_freshness_column(l), the
+ * freshness (REPORT_FRESHNESS_SUBQUERY over date_from..date_to), the same in every row.
+ *
+ * Built on first use for each (report, layout, window) and kept for the process's life.
  */
-const char *report_query_sql(report_shape shape);
-int report_query_freshness_column(report_shape shape);
+const char *report_query_sql(const registry_report *r, registry_layout l, const registry_window *w);
+int report_query_freshness_column(registry_layout l);
 
-/* The 500 message for a failed snapshot query of this kind (API.md §1.6). */
-const char *report_query_failure_message(report_kind kind);
-
-/* Appends the JSON array of rows for a result of report_query_sql(shape): "[" rows "]",
- * members in the shape's order, keys in byte order (API.md §1.4). */
-void report_query_rows_json(jbuf *b, report_shape shape, const PGresult *res);
+/* Appends the JSON array of rows for a result of report_query_sql(r, l, …): "[" rows "]",
+ * members in ascending byte order of their names (API.md §1.4). */
+void report_query_rows_json(jbuf *b, const registry_report *r, registry_layout l,
+                            const PGresult *res);
 
 #endif

@@ -8,7 +8,7 @@
 
 #include "common/log.h"
 #include "common/pgsession.h"
-#include "common/rebuild.h"
+#include "common/registry.h"
 #include "common/util.h"
 #include "worker/runstore.h"
 
@@ -83,7 +83,7 @@ static int refresh_pass(PGconn *conn, const config *cfg)
     int rc = 0;
     for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
         const char *slug = PQgetvalue(res, i, 0);
-        if (rebuild_slug_supported(slug))
+        if (registry_report_find(slug, strlen(slug)) != NULL)
             rc = plan_pair(conn, cfg, slug, PQgetvalue(res, i, 1)) < 0 ? -1 : 0;
     }
     PQclear(res);

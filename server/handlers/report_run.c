@@ -55,18 +55,19 @@ typedef struct run_state {
     redisconn_cmd *redis;
     const char *slug; /* the raw path segment, NUL-terminated copy in the pool */
     size_t slug_len;
-    report_kind kind;
-    catalogue_report report; /* cache TTL and window retentions */
-    int32_t retained_from;   /* meta.retained_from, or -1 when the range is all retained */
-    jbuf freshness;          /* meta.freshness of a computed result: {} or {"rebuilt_at":…} */
-    char etag[48];           /* W/"<version>-<hash prefix>" once the version is known, or "" */
-    report_shape shape;      /* of a computed result */
-    int64_t exec_ms;         /* of the snapshot query */
-    query_param *params;     /* the query string, decoded once (in the pool) */
+    const registry_report *rep; /* NULL: a public report this service cannot run */
+    catalogue_report report;    /* cache TTL and window retentions */
+    int32_t retained_from;      /* meta.retained_from, or -1 when the range is all retained */
+    jbuf freshness;             /* meta.freshness of a computed result: {} or {"rebuilt_at":…} */
+    char etag[48];              /* W/"<version>-<hash prefix>" once the version is known, or "" */
+    registry_layout layout;     /* of a computed result */
+    int64_t exec_ms;            /* of the snapshot query */
+    query_param *params;        /* the query string, decoded once (in the pool) */
     size_t nparams;
     int32_t date_from, date_to;
     const char *window;
     text breakdown, source, status; /* trimmed */
+    int breakdown_kind;             /* registry_breakdown */
     int64_t limit, offset;
     char hash[65];
     char *key; /* cache key for the write after a miss; NULL = do not write */
@@ -102,9 +103,10 @@ static text trimmed(text t)
     return t;
 }
 
-static int text_is(text t, const char *lit)
+/* The 500 message of a failed snapshot query (API.md §1.6): the report's own. */
+static const char *failure_message(const run_state *s)
 {
-    return t.len == strlen(lit) && memcmp(t.p, lit, t.len) == 0;
+    return s->rep != NULL ? s->rep->failure_message : "internal error";
 }
 
 /* ---- the result -------------------------------------------------------------------------- */
@@ -192,7 +194,7 @@ static void set_freshness(run_state *s, const char *finished_at)
 /* Writes the response for a freshly computed result (s->freshness set); when a key was
  * resolved, stores the entry (data and freshness) first and answers once Redis has
  * acknowledged it. */
-static void send_fresh(run_state *s, report_shape shape, const PGresult *res, int64_t exec_ms)
+static void send_fresh(run_state *s, registry_layout layout, const PGresult *res, int64_t exec_ms)
 {
     int64_t now = clock_realtime_ns();
     jbuf b;
@@ -213,7 +215,7 @@ static void send_fresh(run_state *s, report_shape shape, const PGresult *res, in
     jbuf_puts(&b, ",\"rows\":");
     int rows = 0;
     if (res != NULL) {
-        report_query_rows_json(&b, shape, res);
+        report_query_rows_json(&b, s->rep, layout, res);
         rows = PQntuples(res);
     } else {
         jbuf_puts(&b, "[]");
@@ -253,7 +255,7 @@ static void on_freshness(void *data, PGresult *res)
         return;
     }
     set_freshness(s, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
-    send_fresh(s, s->shape, NULL, s->exec_ms);
+    send_fresh(s, s->layout, NULL, s->exec_ms);
 }
 
 static void send_empty(run_state *s)
@@ -264,7 +266,7 @@ static void send_empty(run_state *s)
     const char *params[] = {s->slug, s->window, from, to};
     s->pg = pgpool_exec(s->app->pg, REPORT_FRESHNESS_SQL, 4, params, on_freshness, s);
     if (s->pg == NULL)
-        http_send_error(s->req, 500, report_query_failure_message(s->kind));
+        http_send_error(s->req, 500, failure_message(s));
 }
 
 /*
@@ -276,7 +278,7 @@ static void on_failure_ping(void *data, int ok)
 {
     run_state *s = data;
     s->pg = NULL;
-    http_send_error(s->req, 500, ok ? report_query_failure_message(s->kind) : "internal error");
+    http_send_error(s->req, 500, ok ? failure_message(s) : "internal error");
 }
 
 static void on_snapshot(void *data, PGresult *res)
@@ -294,23 +296,22 @@ static void on_snapshot(void *data, PGresult *res)
         send_empty(s);
         return;
     }
-    int col = report_query_freshness_column(s->shape);
+    int col = report_query_freshness_column(s->layout);
     set_freshness(s, PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col));
-    send_fresh(s, s->shape, res, s->exec_ms);
+    send_fresh(s, s->layout, res, s->exec_ms);
 }
 
 /* Step 8 after a miss (or without cache), then step 9. */
 static void run_miss(run_state *s)
 {
-    if (s->kind == REPORT_KIND_UNKNOWN) {
+    if (s->rep == NULL) {
         http_send_error(s->req, 404, "report was not found");
         return;
     }
-    report_shape shape = report_query_shape(s->kind, s->breakdown.p, s->breakdown.len);
-    s->shape = shape;
+    s->layout = s->rep->layouts[s->breakdown_kind];
     const char *filter = NULL;
-    if (report_query_uses_filter(shape)) {
-        text f = s->kind == REPORT_KIND_VOLUME ? s->source : s->status;
+    if (s->rep->filter_param != NULL) {
+        text f = trimmed(param(s, s->rep->filter_param));
         if (f.len != 0 && !text_is_matchable(f.p, f.len)) {
             send_empty(s); /* API.md §2.3: nothing can match */
             return;
@@ -318,17 +319,17 @@ static void run_miss(run_state *s)
         if (f.len != 0)
             filter = h2o_strdup(&s->req->pool, f.p, f.len).base;
     }
-    char lower[11], upper[11], limit[24], offset[24], from[11];
-    date_format(s->window[0] == 'w' ? date_monday(s->date_from) : s->date_from, lower);
-    date_format(s->date_to, upper);
+    char from[11], upper[11], limit[24], offset[24];
     date_format(s->date_from, from);
+    date_format(s->date_to, upper);
     snprintf(limit, sizeof(limit), "%lld", (long long)s->limit);
     snprintf(offset, sizeof(offset), "%lld", (long long)s->offset);
-    const char *params[] = {s->slug, s->window, lower, upper, filter, limit, offset, from};
+    const char *params[] = {s->slug, s->window, from, upper, filter, limit, offset};
+    const char *sql = report_query_sql(s->rep, s->layout, registry_window_find(s->window));
     s->query_started_ns = clock_monotonic_ns();
-    s->pg = pgpool_exec(s->app->pg, report_query_sql(shape), 8, params, on_snapshot, s);
+    s->pg = pgpool_exec(s->app->pg, sql, 7, params, on_snapshot, s);
     if (s->pg == NULL)
-        http_send_error(s->req, 500, report_query_failure_message(s->kind));
+        http_send_error(s->req, 500, failure_message(s));
 }
 
 static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply);
@@ -434,9 +435,9 @@ static void run_validated(run_state *s)
         return;
     }
     s->breakdown = trimmed(param(s, "breakdown"));
-    if (s->breakdown.len != 0 && !text_is(s->breakdown, "source") &&
-        !text_is(s->breakdown, "status") && !text_is(s->breakdown, "period")) {
-        http_send_error(s->req, 400, "breakdown must be one of source, status, period");
+    s->breakdown_kind = registry_breakdown_parse(s->breakdown.p, s->breakdown.len);
+    if (s->breakdown_kind < 0) {
+        http_send_error(s->req, 400, REGISTRY_BREAKDOWN_MESSAGE);
         return;
     }
     text v = param(s, "limit");
@@ -526,7 +527,7 @@ void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m)
     }
     s->slug = h2o_strdup(&req->pool, m->param, m->param_len).base;
     s->slug_len = m->param_len;
-    s->kind = report_query_kind(s->slug, s->slug_len);
+    s->rep = registry_report_find(s->slug, s->slug_len);
     switch (catalogue_lookup(app->catalogue, s->slug, s->slug_len, &s->report)) {
     case CATALOGUE_FOUND:
         run_validated(s);
@@ -538,10 +539,7 @@ void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m)
         break;
     }
     const char *params[] = {s->slug};
-    s->pg = pgpool_exec(app->pg,
-                        "SELECT d.cache_ttl_seconds, " CATALOGUE_RETENTION_COLUMNS
-                        " FROM report_definitions d WHERE d.slug = $1 AND d.is_public",
-                        1, params, on_live_lookup, s);
+    s->pg = pgpool_exec(app->pg, CATALOGUE_REPORT_SQL, 1, params, on_live_lookup, s);
     if (s->pg == NULL)
         http_send_error(req, 500, "internal error");
 }

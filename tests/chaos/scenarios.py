@@ -152,6 +152,11 @@ WITH truth AS (
   UNION ALL
   SELECT 'top-entities', w, date_trunc(w, e.occurred_at, 'UTC'), 'entity_id', e.entity_id, 'event_count', count(*)
     FROM analytics_events e, unnest(ARRAY['day', 'week']) w GROUP BY 2, 3, 5
+  UNION ALL
+  SELECT 'amount-by-source', w, date_trunc(w, e.occurred_at, 'UTC'), 'source', s.slug, 'amount_cents',
+         sum(e.amount_cents)
+    FROM analytics_events e JOIN event_sources s ON s.id = e.source_id, unnest(ARRAY['day', 'week']) w
+   GROUP BY 2, 3, 5
 ), snap AS (
   SELECT report_slug, window_name, bucket_start, dimension_key, dimension_value, metric_name, metric_value
     FROM metric_snapshots
@@ -198,7 +203,10 @@ def api_truth_mismatches(svc, db):
                  " || '/' || status, count(*) FROM analytics_events GROUP BY 1" % window),
                 ("period-source", "SELECT to_char(date_trunc('%s', e.occurred_at, 'UTC'), 'YYYY-MM-DD')"
                  " || '/' || s.slug, count(*) FROM analytics_events e JOIN event_sources s ON"
-                 " s.id = e.source_id GROUP BY 1" % window)):
+                 " s.id = e.source_id GROUP BY 1" % window),
+                ("period-amount", "SELECT to_char(date_trunc('%s', e.occurred_at, 'UTC'), 'YYYY-MM-DD')"
+                 " || '/' || s.slug, sum(e.amount_cents) FROM analytics_events e JOIN event_sources s"
+                 " ON s.id = e.source_id GROUP BY 1" % window)):
             truth[key] = {k: int(v) for k, v in db.sql(sql)}
         got = {
             "status": {r["status"]: r["event_count"] for r in _paged(svc, "status-counts", base)},
@@ -207,6 +215,8 @@ def api_truth_mismatches(svc, db):
                               for r in _paged(svc, "status-counts", dict(base, breakdown="period"))},
             "period-source": {"%s/%s" % (r["bucket_date"], r["source"]): r["event_count"]
                               for r in _paged(svc, "volume-by-period", dict(base, breakdown="source"))},
+            "period-amount": {"%s/%s" % (r["bucket_date"], r["source"]): r["amount_cents"]
+                              for r in _paged(svc, "amount-by-source", dict(base, breakdown="source"))},
         }
         for key in truth:
             if got[key] != truth[key]:

@@ -11,6 +11,7 @@
 
 #include "common/migrate.h"
 #include "common/rebuild.h"
+#include "common/registry.h"
 #include "common/util.h"
 #include "seed/seed.h"
 #include "tests/support/testdb.h"
@@ -135,16 +136,20 @@ static void check_reference_data(PGconn *c)
                "\"breakdown\":\"status|period\",\"status\":\"success|failed|pending\"}'::jsonb),"
                " ('top-entities', 'Top Entities', 'Highest-volume entities over a date range.',"
                " 45, 'day', TRUE, '{\"window\":\"day|week\",\"limit\":\"1-100\","
-               "\"offset\":\">=0\"}'::jsonb))",
-               3);
-    expect_int(c, "SELECT count(*) FROM report_definitions", 3);
+               "\"offset\":\">=0\"}'::jsonb),"
+               " ('amount-by-source', 'Amount by Source', 'Processed amount in cents per source,"
+               " by day or week.', 120, 'day', TRUE, '{\"window\":\"day|week\","
+               "\"breakdown\":\"period|source\",\"source\":\"source slug\"}'::jsonb))",
+               4);
+    expect_int(c, "SELECT count(*) FROM report_definitions", 4);
     expect_text(c,
                 "SELECT string_agg(report_slug || ':' || window_name || ':' || retention_days ||"
                 " ':' || refresh_interval_minutes || ':' || is_default, ',' ORDER BY id)"
                 " FROM aggregate_windows",
                 "volume-by-period:day:365:60:true,volume-by-period:week:730:240:false,"
                 "status-counts:day:365:60:true,status-counts:week:730:240:false,"
-                "top-entities:day:180:120:true,top-entities:week:365:360:false");
+                "top-entities:day:180:120:true,top-entities:week:365:360:false,"
+                "amount-by-source:day:365:60:true,amount-by-source:week:730:240:false");
     expect_text(c,
                 "SELECT string_agg(id || ':' || slug || ':' || provider_name || ':' || description"
                 " || ':' || is_active, ',' ORDER BY id) FROM event_sources",
@@ -158,7 +163,7 @@ static void test_migrate_empty_then_noop(void **state)
     fixture *f = *state;
     PGconn *c = f->conn;
     const char *out = run_ok(f, "migrate", NULL);
-    assert_non_null(strstr(out, "6 script(s) applied"));
+    assert_non_null(strstr(out, "7 script(s) applied"));
 
     expect_int(c,
                "SELECT count(*) FROM unnest(ARRAY['event_sources', 'analytics_events',"
@@ -173,7 +178,7 @@ static void test_migrate_empty_then_noop(void **state)
                1);
     expect_text(c, "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations",
                 "0001_init.sql,0002_reference_data.sql,0003_durable_recompute.sql,0004_sms.sql,"
-                "0005_sms_reads.sql,0006_refresh.sql");
+                "0005_sms_reads.sql,0006_refresh.sql,0007_amount_by_source.sql");
     /* 0006: the change-tracking statement triggers (with transition tables) and the tables of
      * the scheduled refresh. */
     expect_int(c,
@@ -301,7 +306,7 @@ static void test_migrate_applies_only_0003(void **state)
     assert_non_null(strstr(out, "1 script(s) applied"));
 
     /* 0001/0002 and the unknown version untouched; 0003 recorded now. */
-    expect_int(c, "SELECT count(*) FROM schema_migrations", 7);
+    expect_int(c, "SELECT count(*) FROM schema_migrations", 8);
     char *after = testdb_query_text(c, "SELECT string_agg(version || '@' || applied_at::text,"
                                        " ',' ORDER BY version) FROM schema_migrations"
                                        " WHERE version <> '0003_durable_recompute.sql'");
@@ -418,12 +423,15 @@ static void check_seed_facts(PGconn *c)
                 " GROUP BY h",
                 "360:true:true");
 
-    /* Snapshots: every report and window sums to 25,000, one metric, §6.2 dimension keys. */
+    /* Snapshots: every event-count report and window sums to 25,000, amount-by-source to the
+     * amount of §8.1; one metric each, §6.2 dimension keys. */
     expect_text(c,
                 "SELECT string_agg(report_slug || '/' || window_name || ':' || k || ':' || s,"
                 " ',' ORDER BY report_slug, window_name) FROM (SELECT report_slug, window_name,"
                 " string_agg(DISTINCT dimension_key || '.' || metric_name, '+') k,"
                 " sum(metric_value) s FROM metric_snapshots GROUP BY 1, 2) x",
+                "amount-by-source/day:source.amount_cents:1227162500,"
+                "amount-by-source/week:source.amount_cents:1227162500,"
                 "status-counts/day:status.event_count:25000,"
                 "status-counts/week:status.event_count:25000,"
                 "top-entities/day:entity_id.event_count:25000,"
@@ -465,12 +473,20 @@ static void check_seed_facts(PGconn *c)
         free(sql);
     }
 
-    /* The six seed runs (§5 step 6). */
+    expect_text(c,
+                "SELECT string_agg(dimension_value || ':' || s, ',' ORDER BY dimension_value)"
+                " FROM (SELECT dimension_value, sum(metric_value) s FROM metric_snapshots"
+                " WHERE report_slug = 'amount-by-source' AND window_name = 'week'"
+                " GROUP BY 1) x",
+                "adyen:409062579,paypal:409045800,stripe:409054121");
+
+    /* The eight seed runs (§5 step 6). */
     expect_text(c,
                 "SELECT string_agg(report_slug || '/' || window_name, ','"
                 " ORDER BY finished_at) FROM recompute_runs",
                 "volume-by-period/day,volume-by-period/week,status-counts/day,"
-                "status-counts/week,top-entities/day,top-entities/week");
+                "status-counts/week,top-entities/day,top-entities/week,amount-by-source/day,"
+                "amount-by-source/week");
     expect_int(c,
                "SELECT count(*) FROM recompute_runs, (SELECT min(requested_at) n FROM"
                " recompute_runs) r WHERE requested_by = 'seed' AND status = 'completed'"
@@ -478,7 +494,7 @@ static void check_seed_facts(PGconn *c)
                " AND finished_at >= started_at AND error_message IS NULL"
                " AND date_from = ((r.n AT TIME ZONE 'UTC') - interval '90 days')::date"
                " AND date_to = (r.n AT TIME ZONE 'UTC')::date",
-               6);
+               8);
     expect_int(c, "SELECT count(DISTINCT requested_at) FROM recompute_runs", 1);
     expect_int(c,
                "SELECT count(*) FROM recompute_runs r WHERE"
@@ -495,12 +511,12 @@ static void check_seed_facts(PGconn *c)
                " AND (summary->>'bucket_count')::bigint = (SELECT count(DISTINCT bucket_start)"
                "  FROM metric_snapshots m WHERE m.report_slug = r.report_slug AND"
                "  m.window_name = r.window_name)",
-               6);
+               8);
     expect_int(c, "SELECT count(*) FROM metric_snapshots WHERE run_id IS NULL", 0);
     expect_int(c,
                "SELECT count(*) FROM recompute_runs WHERE window_name = 'day' AND"
                " (summary->>'bucket_count')::int IN (90, 91)",
-               3);
+               4);
 }
 
 /* ---- SMS demo data (SMS.md §8; the totals README.md states) ------------------------------ */
@@ -612,7 +628,7 @@ static void test_seed_facts_and_skip(void **state)
     assert_null(strstr(out, "seeded SMS demo data"));
     expect_text(c, sms_fingerprint_sql, sms);
     expect_int(c, "SELECT count(*) FROM analytics_events", 25000);
-    expect_int(c, "SELECT count(*) FROM recompute_runs", 6);
+    expect_int(c, "SELECT count(*) FROM recompute_runs", 8);
     expect_text(c,
                 "SELECT string_agg(id::text || finished_at::text, ',' ORDER BY id) FROM"
                 " recompute_runs",
@@ -679,7 +695,38 @@ static void check_reset(PGconn *c, const char *old_ids)
     /* Reference tables kept as they were (including the local change). */
     expect_int(c, "SELECT count(*) FROM report_definitions WHERE NOT is_public", 1);
     expect_int(c, "SELECT count(*) FROM event_sources", 3);
-    expect_int(c, "SELECT count(*) FROM aggregate_windows", 6);
+    expect_int(c, "SELECT count(*) FROM aggregate_windows", 8);
+}
+
+/*
+ * 0007 on a database that already holds events from before the fourth report (DATA.md §2.2):
+ * its reference rows arrive and every retained day with events becomes a dirty day of both of
+ * its windows, which the scheduler then rebuilds; the other reports are not touched.
+ */
+static void test_migrate_0007_marks_existing_days(void **state)
+{
+    fixture *f = *state;
+    PGconn *c = f->conn;
+    assert_int_equal(migrate_run(c), 0);
+    assert_int_equal(seed_run(c, false, 90), 0);
+    testdb_exec(c, "DELETE FROM metric_snapshots WHERE report_slug = 'amount-by-source';"
+                   " DELETE FROM recompute_runs WHERE report_slug = 'amount-by-source';"
+                   " DELETE FROM aggregate_windows WHERE report_slug = 'amount-by-source';"
+                   " DELETE FROM report_definitions WHERE slug = 'amount-by-source';"
+                   " DELETE FROM schema_migrations WHERE version = '0007_amount_by_source.sql'");
+    expect_int(c, "SELECT count(*) FROM refresh_dirty_days", 0);
+    assert_int_equal(migrate_run(c), 0);
+    check_reference_data(c);
+    char *want = testdb_query_text(c, "SELECT 'day:' || n || ',week:' || n FROM (SELECT"
+                                      " count(DISTINCT (occurred_at AT TIME ZONE 'UTC')::date) n"
+                                      " FROM analytics_events) x");
+    expect_text(c,
+                "SELECT string_agg(window_name || ':' || n, ',' ORDER BY window_name) FROM"
+                " (SELECT window_name, count(*) n FROM refresh_dirty_days GROUP BY 1) x",
+                want);
+    free(want);
+    expect_int(c, "SELECT count(*) FROM refresh_dirty_days WHERE report_slug <> 'amount-by-source'",
+               0);
 }
 
 static void test_seed_force_reset_direct(void **state)
@@ -858,8 +905,8 @@ static void test_rebuild(void **state)
     expect_int(c, "SELECT 1", 1);
     testdb_exec(c, "ROLLBACK");
     assert_int_equal(rebuild_tx(c, NULL, "top-entities", "month", df, dt, &s), REBUILD_DB_ERROR);
-    assert_false(rebuild_slug_supported("no-such-report"));
-    assert_true(rebuild_slug_supported("status-counts"));
+    assert_null(registry_report_find("no-such-report", strlen("no-such-report")));
+    assert_non_null(registry_report_find("status-counts", strlen("status-counts")));
 
     /* The rebuild waits on the pair's advisory lock (§6.4 step 1, §8.5) and only on it. */
     PGconn *other = testdb_connect(&f->db);
@@ -890,6 +937,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate_stops_at_first_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_facts_and_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_force_reset_direct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_0007_marks_existing_days, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_without_schema_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_force_reset_binary, setup, teardown),

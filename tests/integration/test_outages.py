@@ -134,7 +134,8 @@ def test_snapshot_query_failure_message():
         try:
             for slug, msg in (("volume-by-period", "failed to run volume report"),
                               ("status-counts", "failed to run status report"),
-                              ("top-entities", "failed to run top entities report")):
+                              ("top-entities", "failed to run top entities report"),
+                              ("amount-by-source", "failed to run amount report")):
                 status, body, _ = timed_get(svc, run_path(slug, **rng(34)))
                 assert (status, body) == (500, {"error": {"code": "internal_error",
                                                           "message": msg}}), body

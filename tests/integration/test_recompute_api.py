@@ -25,7 +25,7 @@ KEY = "test-key"
 AUTH = {"X-Management-Key": KEY}
 HOLDER = None
 
-REPORTS = ("volume-by-period", "status-counts", "top-entities")
+REPORTS = ("volume-by-period", "status-counts", "top-entities", "amount-by-source")
 UUID_V4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 TS = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{0,8}[1-9])?Z"
 CONFLICT = b'{"error":{"code":"conflict","message":"a recompute run for this scope is already in progress"}}\n'
@@ -548,12 +548,12 @@ def test_list_runs():
             for i in range(1, 4)]
     ours.append(expect_202(SVC, scope("status-counts", "week", "2019-01-01", "2019-01-31")))
     page = run_list("/api/v1/recomputations")
-    assert page["meta"] == {"pagination": {"limit": 20, "offset": 0, "total": 10}}, page["meta"]
+    assert page["meta"] == {"pagination": {"limit": 20, "offset": 0, "total": 12}}, page["meta"]
     assert [r["id"] for r in page["data"][:4]] == [r["id"] for r in reversed(ours)]
     expected_order = [r[0] for r in DB.sql("SELECT id FROM recompute_runs ORDER BY requested_at DESC, id DESC")]
     assert [r["id"] for r in page["data"]] == expected_order
     seeds = [r for r in page["data"] if r["requested_by"] == "seed"]
-    assert len(seeds) == 6
+    assert len(seeds) == 8
     for r in seeds:
         assert r["status"] == "completed" and r["attempts"] == 1, r
         assert list(r["summary"]) == ["bucket_count", "rows_deleted", "rows_inserted"], r
@@ -564,7 +564,7 @@ def test_list_runs():
                          r'"status":"completed","attempts":1,"requested_at":"%s","started_at":"%s",'
                          r'"finished_at":"%s","summary":\{"bucket_count":\d+,"rows_deleted":\d+,'
                          r'"rows_inserted":\d+\}\}\],"meta":\{"pagination":\{"limit":1,"offset":0,'
-                         r'"total":6\}\}\}' + "\n") % (TS, TS, TS), raw.decode()), raw
+                         r'"total":8\}\}\}' + "\n") % (TS, TS, TS), raw.decode()), raw
     # Filters (trimmed, exact).
     page = run_list("/api/v1/recomputations?report_slug=%20top-entities%20&status=pending")
     pending_ids = {r["id"] for r in page["data"]}
@@ -577,16 +577,16 @@ def test_list_runs():
               "report_slug=top-entities%00", "report_slug=%C3%28", "status=pending%00"):
         raw = get(SVC, "/api/v1/recomputations?" + q)
         assert raw == (200, b'{"data":[],"meta":{"pagination":{"limit":20,"offset":0,"total":0}}}\n'), (q, raw)
-    assert run_list("/api/v1/recomputations?status=")["meta"]["pagination"]["total"] == 10
+    assert run_list("/api/v1/recomputations?status=")["meta"]["pagination"]["total"] == 12
     # Pagination and clamping, echoed.
-    for q, limit, offset, n in (("limit=0", 20, 0, 10), ("limit=-5", 20, 0, 10), ("limit=500", 100, 0, 10),
-                                ("limit=2&offset=1", 2, 1, 2), ("offset=-3", 20, 0, 10),
-                                ("limit=abc&offset=x", 20, 0, 10), ("limit=%2B3", 3, 0, 3),
-                                ("limit=+3", 20, 0, 10), ("limit=007", 7, 0, 7),
-                                ("offset=8", 20, 8, 2), ("offset=1000", 20, 1000, 0),
-                                ("limit=99999999999999999999", 20, 0, 10), ("Limit=1", 20, 0, 10)):
+    for q, limit, offset, n in (("limit=0", 20, 0, 12), ("limit=-5", 20, 0, 12), ("limit=500", 100, 0, 12),
+                                ("limit=2&offset=1", 2, 1, 2), ("offset=-3", 20, 0, 12),
+                                ("limit=abc&offset=x", 20, 0, 12), ("limit=%2B3", 3, 0, 3),
+                                ("limit=+3", 20, 0, 12), ("limit=007", 7, 0, 7),
+                                ("offset=10", 20, 10, 2), ("offset=1000", 20, 1000, 0),
+                                ("limit=99999999999999999999", 20, 0, 12), ("Limit=1", 20, 0, 12)):
         page = run_list("/api/v1/recomputations?" + q)
-        assert page["meta"] == {"pagination": {"limit": limit, "offset": offset, "total": 10}}, (q, page["meta"])
+        assert page["meta"] == {"pagination": {"limit": limit, "offset": offset, "total": 12}}, (q, page["meta"])
         assert len(page["data"]) == n, (q, len(page["data"]))
         assert [r["id"] for r in page["data"]] == expected_order[offset:offset + limit]
     # HEAD: same status and headers, no body.

@@ -33,7 +33,7 @@ def stop_clean(svc):
 def expected_counts(slug, window, lo, hi):
     """(bucket_count, rows_inserted) from the events, as §8.4 defines them."""
     dim = {"status-counts": "e.status", "top-entities": "e.entity_id",
-           "volume-by-period": "e.source_id::text"}[slug]
+           "volume-by-period": "e.source_id::text", "amount-by-source": "e.source_id::text"}[slug]
     rows = DB.sql("SELECT count(DISTINCT b), count(*) FROM (SELECT DISTINCT"
                   " date_trunc('%s', e.occurred_at, 'UTC') AS b, %s FROM analytics_events e"
                   " WHERE e.occurred_at >= '%s'::date::timestamp AT TIME ZONE 'UTC'"
@@ -105,9 +105,9 @@ def test_week_ranges_starting_mid_week():
         f = DB.sql("SELECT to_char('%s'::date + 2, 'YYYY-MM-DD')" % monday)[0][0]  # Wednesday
         t = DB.sql("SELECT to_char('%s'::date + 20, 'YYYY-MM-DD')" % monday)[0][0]  # Sunday
         hi = DB.sql("SELECT to_char('%s'::date + 21, 'YYYY-MM-DD')" % monday)[0][0]
-        ids = [recpipe.insert_run(DB, slug, "week", f, t) for slug in ("top-entities",
-                                                                        "volume-by-period")]
-        for run_id, slug in zip(ids, ("top-entities", "volume-by-period")):
+        slugs = ("top-entities", "volume-by-period", "amount-by-source")
+        ids = [recpipe.insert_run(DB, slug, "week", f, t) for slug in slugs]
+        for run_id, slug in zip(ids, slugs):
             recpipe.wait_status(DB, run_id, "completed", 10)
             row = check_completed(run_id, slug, "week", monday, hi)
             assert row["summary"]["bucket_count"] == 3, row

@@ -153,18 +153,19 @@ def slugs(resp):
 
 def test_list_facts():
     st, body = get("/api/v1/reports")
-    assert slugs((st, body)) == ["status-counts", "top-entities", "volume-by-period"]
-    assert body["meta"] == {"pagination": {"limit": 20, "offset": 0, "total": 3}}
+    assert slugs((st, body)) == ["amount-by-source", "status-counts", "top-entities",
+                                 "volume-by-period"]
+    assert body["meta"] == {"pagination": {"limit": 20, "offset": 0, "total": 4}}
     assert slugs(get("/api/v1/reports?sort=slug&order=desc"))[0] == "volume-by-period"
     assert slugs(get("/api/v1/reports?sort=slug&order=%20DeSc%20")) == \
-        ["volume-by-period", "top-entities", "status-counts"]
+        ["volume-by-period", "top-entities", "status-counts", "amount-by-source"]
     assert slugs(get("/api/v1/reports?sort=cache_ttl_seconds")) == \
-        ["top-entities", "status-counts", "volume-by-period"]
+        ["top-entities", "status-counts", "amount-by-source", "volume-by-period"]
     assert slugs(get("/api/v1/reports?sort=cache_ttl_seconds&order=desc")) == \
-        ["volume-by-period", "status-counts", "top-entities"]
+        ["volume-by-period", "amount-by-source", "status-counts", "top-entities"]
     assert slugs(get("/api/v1/reports?sort=Name&order=desc")) == \
-        ["volume-by-period", "top-entities", "status-counts"]
-    assert len(slugs(get("/api/v1/reports?sort=updated_at"))) == 3
+        ["volume-by-period", "top-entities", "status-counts", "amount-by-source"]
+    assert len(slugs(get("/api/v1/reports?sort=updated_at"))) == 4
     assert slugs(get("/api/v1/reports?search=status")) == ["status-counts"]
     assert slugs(get("/api/v1/reports?search=ENTIT")) == ["top-entities"]
     assert slugs(get("/api/v1/reports?search=%20by%20p")) == ["volume-by-period"]
@@ -174,10 +175,10 @@ def test_list_facts():
     for q, lim, off in (("limit=500", 100, 0), ("limit=0", 20, 0), ("offset=-3", 20, 0),
                         ("limit=2&offset=1", 2, 1), ("limit=%2B2", 2, 0), ("limit=+2", 20, 0)):
         st, body = get("/api/v1/reports?" + q)
-        assert body["meta"]["pagination"] == {"limit": lim, "offset": off, "total": 3}, (q, body)
-        assert len(body["data"]) == max(0, min(lim, 3 - off))
+        assert body["meta"]["pagination"] == {"limit": lim, "offset": off, "total": 4}, (q, body)
+        assert len(body["data"]) == max(0, min(lim, 4 - off))
     st, body = get("/api/v1/reports?offset=10")
-    assert body == {"data": [], "meta": {"pagination": {"limit": 20, "offset": 10, "total": 3}}}
+    assert body == {"data": [], "meta": {"pagination": {"limit": 20, "offset": 10, "total": 4}}}
 
 
 def api_time(sql):
@@ -222,7 +223,8 @@ def test_private_report_and_catalogue_changes():
         for _ in range(10):
             expect_error(run("top-entities"), 404, "report was not found")
         expect_error(get("/api/v1/reports/top-entities"), 404, "report was not found")
-        assert slugs(get("/api/v1/reports?sort=slug")) == ["status-counts", "volume-by-period"]
+        assert slugs(get("/api/v1/reports?sort=slug")) == ["amount-by-source", "status-counts",
+                                                          "volume-by-period"]
     finally:
         DB.sql("UPDATE report_definitions SET is_public = true WHERE slug = 'top-entities'")
         DB.sql("UPDATE report_definitions SET name = 'Volume by Period'"
@@ -323,6 +325,45 @@ def test_full_range_facts_day_and_week():
         tail = ok_rows(run("top-entities", window=window, offset=200, limit=100, **fr))
         assert len(tail) == 40 and tail[-1] == {"entity_id": "entity-99", "event_count": 104}
         assert ok_rows(run("top-entities", window=window, offset=240, **fr)) == []
+
+
+AMOUNT_BY_SOURCE = {"adyen": 409062579, "paypal": 409045800, "stripe": 409054121}
+
+
+def test_amount_by_source_full_range_day_and_week():
+    """The fourth report (API.md §4.4, DATA.md §8.3): amount_cents per source and period."""
+    fr = full_range()
+    for window in ("day", "week"):
+        amount = ok_rows(run("amount-by-source", window=window, limit=100, **fr))
+        assert sum(r["amount_cents"] for r in amount) == 1227162500
+        assert all(set(r) == {"amount_cents", "bucket_date"} for r in amount)
+        assert [r["bucket_date"] for r in amount] == sorted(r["bucket_date"] for r in amount)
+        vol = ok_rows(run("volume-by-period", window=window, limit=100, **fr))
+        assert [r["bucket_date"] for r in amount] == [r["bucket_date"] for r in vol]
+        for b in ("period", "status"):
+            assert ok_rows(run("amount-by-source", window=window, limit=100, breakdown=b,
+                               **fr)) == amount
+        by_source = all_rows("amount-by-source", window=window, breakdown="source", **fr)
+        sums = {}
+        for r in by_source:
+            assert set(r) == {"amount_cents", "bucket_date", "source"}
+            sums[r["source"]] = sums.get(r["source"], 0) + r["amount_cents"]
+        assert sums == AMOUNT_BY_SOURCE, sums
+        keys = [(r["bucket_date"], r["source"]) for r in by_source]
+        assert keys == sorted(keys)
+        paypal = all_rows("amount-by-source", window=window, source=" paypal ", **fr)
+        assert sum(r["amount_cents"] for r in paypal) == AMOUNT_BY_SOURCE["paypal"]
+        assert ok_rows(run("amount-by-source", window=window, source="PAYPAL", **fr)) == []
+        # status is not this report's filter: it is ignored.
+        assert ok_rows(run("amount-by-source", window=window, limit=100, status="failed",
+                           **fr)) == amount
+    # Rows list their members in byte order (API.md §1.4), like every other report.
+    status, _, body = SVC.request("GET", "/api/v1/reports/amount-by-source/run?breakdown=source"
+                                  "&limit=1&date_from=%s&date_to=%s" % (fr["date_from"],
+                                                                       fr["date_to"]))
+    assert status == 200 and b'"rows":[{"amount_cents":' in body and b',"source":"' in body, body
+    expect_error(run("amount-by-source", breakdown="entity"), 400,
+                 "breakdown must be one of source, status, period")
 
 
 def test_week_includes_week_of_date_from():

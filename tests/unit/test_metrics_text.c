@@ -101,9 +101,12 @@ static void test_label_sets(void **state)
     (void)state;
     assert_int_equal(metrics_code_values[metrics_code_index(404)], 404);
     assert_int_equal(metrics_code_index(599), METRICS_CODES - 1);
-    assert_string_equal(metrics_report_names[metrics_report_index("top-entities", 12)],
+    assert_string_equal(metrics_report_name(metrics_report_index("top-entities", 12)),
                         "top-entities");
-    assert_int_equal(metrics_report_index("top-entitie", 11), METRICS_REPORTS - 1);
+    assert_string_equal(metrics_report_name(metrics_report_index("amount-by-source", 16)),
+                        "amount-by-source");
+    assert_string_equal(metrics_report_name(metrics_report_index("top-entitie", 11)), "other");
+    assert_int_equal(metrics_report_index("top-entitie", 11), metrics_report_count() - 1);
     assert_string_equal(metrics_route_name(ROUTE_REPORT_RUN), "/api/v1/reports/{slug}/run");
     assert_string_equal(metrics_route_name(ROUTE_NONE), "none");
     assert_string_equal(metrics_route_name(METRICS_ROUTES + 5), "other");

@@ -256,30 +256,62 @@ static void test_cache_key_text(void **state)
     jbuf_free(&b);
 }
 
-static void test_kinds_and_shapes(void **state)
+static const registry_report *find(const char *slug)
+{
+    return registry_report_find(slug, strlen(slug));
+}
+
+static void test_registry_reports_and_layouts(void **state)
 {
     (void)state;
-    assert_int_equal(report_query_kind("volume-by-period", 16), REPORT_KIND_VOLUME);
-    assert_int_equal(report_query_kind("status-counts", 13), REPORT_KIND_STATUS);
-    assert_int_equal(report_query_kind("top-entities", 12), REPORT_KIND_TOP_ENTITIES);
-    assert_int_equal(report_query_kind("top-entities", 11), REPORT_KIND_UNKNOWN);
-    assert_int_equal(report_query_kind("Top-entities", 12), REPORT_KIND_UNKNOWN);
-    assert_int_equal(report_query_shape(REPORT_KIND_VOLUME, "source", 6),
-                     REPORT_SHAPE_VOLUME_BY_SOURCE);
-    assert_int_equal(report_query_shape(REPORT_KIND_VOLUME, "", 0), REPORT_SHAPE_VOLUME_BY_PERIOD);
-    assert_int_equal(report_query_shape(REPORT_KIND_VOLUME, "status", 6),
-                     REPORT_SHAPE_VOLUME_BY_PERIOD);
-    assert_int_equal(report_query_shape(REPORT_KIND_STATUS, "period", 6),
-                     REPORT_SHAPE_STATUS_BY_PERIOD);
-    assert_int_equal(report_query_shape(REPORT_KIND_STATUS, "source", 6),
-                     REPORT_SHAPE_STATUS_TOTALS);
-    assert_int_equal(report_query_shape(REPORT_KIND_TOP_ENTITIES, "period", 6),
-                     REPORT_SHAPE_TOP_ENTITIES);
-    assert_false(report_query_uses_filter(REPORT_SHAPE_TOP_ENTITIES));
-    assert_true(report_query_uses_filter(REPORT_SHAPE_STATUS_TOTALS));
-    assert_string_equal(report_query_failure_message(REPORT_KIND_TOP_ENTITIES),
-                        "failed to run top entities report");
-    assert_non_null(strstr(report_query_sql(REPORT_SHAPE_TOP_ENTITIES), "COLLATE \"C\""));
+    assert_non_null(find("volume-by-period"));
+    assert_non_null(find("amount-by-source"));
+    assert_null(registry_report_find("top-entities", 11));
+    assert_null(find("Top-entities"));
+    assert_int_equal(registry_breakdown_parse("", 0), REGISTRY_BREAKDOWN_NONE);
+    assert_int_equal(registry_breakdown_parse("period", 6), REGISTRY_BREAKDOWN_PERIOD);
+    assert_int_equal(registry_breakdown_parse("Period", 6), -1);
+    assert_int_equal(registry_breakdown_parse("sourc", 5), -1);
+    /* The table of API.md §4.4, one line per assertion. */
+    assert_int_equal(find("volume-by-period")->layouts[REGISTRY_BREAKDOWN_SOURCE],
+                     REGISTRY_LAYOUT_PERIOD_VALUES);
+    assert_int_equal(find("volume-by-period")->layouts[REGISTRY_BREAKDOWN_STATUS],
+                     REGISTRY_LAYOUT_PERIOD);
+    assert_int_equal(find("status-counts")->layouts[REGISTRY_BREAKDOWN_PERIOD],
+                     REGISTRY_LAYOUT_PERIOD_VALUES);
+    assert_int_equal(find("status-counts")->layouts[REGISTRY_BREAKDOWN_SOURCE],
+                     REGISTRY_LAYOUT_TOTALS);
+    assert_int_equal(find("top-entities")->layouts[REGISTRY_BREAKDOWN_PERIOD],
+                     REGISTRY_LAYOUT_TOTALS);
+    assert_int_equal(find("amount-by-source")->layouts[REGISTRY_BREAKDOWN_SOURCE],
+                     REGISTRY_LAYOUT_PERIOD_VALUES);
+    assert_int_equal(find("amount-by-source")->layouts[REGISTRY_BREAKDOWN_NONE],
+                     REGISTRY_LAYOUT_PERIOD);
+    assert_null(find("top-entities")->filter_param);
+    assert_string_equal(find("status-counts")->filter_param, "status");
+    assert_string_equal(find("amount-by-source")->filter_param, "source");
+    assert_string_equal(find("top-entities")->failure_message, "failed to run top entities report");
+    assert_string_equal(find("amount-by-source")->failure_message, "failed to run amount report");
+    assert_true(registry_window_find("week")->report_api);
+    assert_false(registry_window_find("month")->report_api);
+    assert_null(registry_window_find("WEEK"));
+}
+
+static void test_snapshot_sql_per_layout(void **state)
+{
+    (void)state;
+    const registry_window *day = registry_window_find("day");
+    const char *top = report_query_sql(find("top-entities"), REGISTRY_LAYOUT_TOTALS, day);
+    assert_non_null(strstr(top, "ORDER BY sum(metric_value) DESC, dimension_value COLLATE \"C\""));
+    assert_non_null(strstr(top, "dimension_key = 'entity_id'"));
+    assert_ptr_equal(top, report_query_sql(find("top-entities"), REGISTRY_LAYOUT_TOTALS, day));
+    const char *amount =
+        report_query_sql(find("amount-by-source"), REGISTRY_LAYOUT_PERIOD_VALUES, day);
+    assert_non_null(strstr(amount, "metric_name = 'amount_cents'"));
+    /* Members in byte order: amount_cents, bucket_date, source. */
+    assert_true(strstr(amount, "sum(metric_value)") < strstr(amount, "::date::text"));
+    assert_int_equal(report_query_freshness_column(REGISTRY_LAYOUT_PERIOD_VALUES), 3);
+    assert_int_equal(report_query_freshness_column(REGISTRY_LAYOUT_TOTALS), 2);
 }
 
 static void test_filters_in_byte_order(void **state)
@@ -310,7 +342,8 @@ int main(void)
         cmocka_unit_test(test_lookup_reply_decoding),
         cmocka_unit_test(test_version_guesses),
         cmocka_unit_test(test_cache_key_text),
-        cmocka_unit_test(test_kinds_and_shapes),
+        cmocka_unit_test(test_registry_reports_and_layouts),
+        cmocka_unit_test(test_snapshot_sql_per_layout),
         cmocka_unit_test(test_filters_in_byte_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

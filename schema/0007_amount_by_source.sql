@@ -1,0 +1,41 @@
+-- 0007_amount_by_source.sql: the reference rows of the fourth report, amount-by-source
+-- (DATA.md §4.1, §4.2), for databases that already carry 0001-0006, as upserts with the same
+-- conflict rules as 0002. Applied by the migration runner (common/migrate.c) in one transaction.
+--
+-- The report itself (its dimension, metric and row layouts) is one row of the report registry
+-- (common/registry.c); this script is the other half of adding a report.
+
+INSERT INTO report_definitions
+    (slug, name, description, cache_ttl_seconds, default_window, supported_filters)
+VALUES
+    ('amount-by-source', 'Amount by Source',
+     'Processed amount in cents per source, by day or week.', 120, 'day',
+     '{"window":"day|week","breakdown":"period|source","source":"source slug"}')
+ON CONFLICT (slug) DO UPDATE SET
+    name = EXCLUDED.name,
+    description = EXCLUDED.description,
+    cache_ttl_seconds = EXCLUDED.cache_ttl_seconds,
+    default_window = EXCLUDED.default_window,
+    supported_filters = EXCLUDED.supported_filters,
+    updated_at = now();
+
+INSERT INTO aggregate_windows
+    (report_slug, window_name, retention_days, refresh_interval_minutes, is_default)
+VALUES
+    ('amount-by-source', 'day', 365, 60, TRUE),
+    ('amount-by-source', 'week', 730, 240, FALSE)
+ON CONFLICT (report_slug, window_name) DO UPDATE SET
+    retention_days = EXCLUDED.retention_days,
+    refresh_interval_minutes = EXCLUDED.refresh_interval_minutes,
+    is_default = EXCLUDED.is_default;
+
+-- A database that already holds events has no snapshots of the new report yet: every retained
+-- day with events becomes a dirty day of both its windows, so the scheduler's next passes
+-- (worker/scheduler.c) build them as ordinary `scheduler` runs. A fresh database has no events
+-- here; the seed builds the report with the others.
+INSERT INTO refresh_dirty_days (report_slug, window_name, day)
+SELECT w.report_slug, w.window_name, d.day
+  FROM (SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date AS day FROM analytics_events) d
+  JOIN aggregate_windows w ON w.report_slug = 'amount-by-source'
+ WHERE d.day >= refresh_keep_from(w.window_name, w.retention_days)
+ON CONFLICT DO NOTHING;
