@@ -7,9 +7,9 @@
  * (APP_ENV, APP_PORT, APP_HOST, HTTP_WORKERS, APP_VERSION, DATABASE_URL, REDIS_URL,
  * MANAGEMENT_API_KEY, APP_AUTO_MIGRATE, APP_AUTO_SEED, MAX_REPORT_RANGE_DAYS, RECOMPUTE_LOCK_TTL,
  * RECOMPUTE_WORKERS, RECOMPUTE_QUEUE_SIZE, RECOMPUTE_MAX_PENDING, RECOMPUTE_MAX_ATTEMPTS,
- * HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, HTTP_SHUTDOWN_TIMEOUT, LOG_FORMAT, ACCESS_LOG, then the
- * SMS variables in the order of SMS.md §7, SEED_FORCE_RESET), at most one line per variable.
- * Messages not listed in §3.2 (our own choices):
+ * HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, HTTP_SHUTDOWN_TIMEOUT, LOG_FORMAT, ACCESS_LOG,
+ * REPORT_LOCAL_CACHE_MB (ours, issue 16), then the SMS variables in the order of SMS.md §7,
+ * SEED_FORCE_RESET), at most one line per variable. Messages not listed in §3.2 (our own choices):
  *   - "HTTP_WORKERS must be at least 1" (below the minimum of 1),
  *   - "APP_HOST must be an IP address" (not an IPv4/IPv6 literal),
  *   - "METRICS_BIND must be HOST:PORT ..." and "... must use a port other than APP_PORT"
@@ -669,6 +669,8 @@ static void load_server(loader *l, config *cfg)
     load_duration(l, "HTTP_SHUTDOWN_TIMEOUT", 15 * NS_PER_SEC, &cfg->http_shutdown_timeout_ns);
     load_log_format(l, cfg);
     load_bool(l, "ACCESS_LOG", false, &cfg->access_log);
+    load_int(l, "REPORT_LOCAL_CACHE_MB", 64, 0, 65536, "must be 0 or more",
+             &cfg->report_local_cache_mb);
     load_sms(l, cfg);
 }
 
@@ -695,6 +697,7 @@ static void set_defaults(config *cfg)
     cfg->http_shutdown_timeout_ns = 15 * NS_PER_SEC;
     cfg->log_format = LOG_FORMAT_TEXT;
     cfg->access_log = false;
+    cfg->report_local_cache_mb = 64;
     cfg->seed_force_reset = false;
     cfg->nats_create_streams = false;
     cfg->ingest_workers = 1;

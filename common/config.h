@@ -51,6 +51,7 @@ typedef struct config {
     int64_t http_shutdown_timeout_ns; /* HTTP_SHUTDOWN_TIMEOUT, default 15s */
     int log_format;                   /* LOG_FORMAT (log_format of log.h), default text */
     bool access_log;                  /* ACCESS_LOG, default false */
+    int64_t report_local_cache_mb;    /* REPORT_LOCAL_CACHE_MB, default 64, 0 = no local copies */
     bool seed_force_reset;            /* SEED_FORCE_RESET (seed only), default false */
     /* SMS delivery analytics (SMS.md §4, §7) */
     char *nats_url;                    /* NATS_URL, NULL = NATS ingestion off */

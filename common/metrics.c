@@ -119,6 +119,8 @@ void metrics_retire(int slot)
     atomic_store_explicit(&s->gauges.pg_connecting, 0, memory_order_relaxed);
     atomic_store_explicit(&s->gauges.pg_queued, 0, memory_order_relaxed);
     atomic_store_explicit(&s->gauges.redis_connected, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->gauges.report_local_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->gauges.report_local_items, 0, memory_order_relaxed);
     atomic_store_explicit(&g->used[slot], 0, memory_order_relaxed);
     atomic_store_explicit(&g->seq, atomic_load_explicit(&g->seq, memory_order_relaxed) + 1,
                           memory_order_release);
@@ -263,6 +265,10 @@ int metrics_sum(metrics_totals *out)
             out->pg_queued += atomic_load_explicit(&s->gauges.pg_queued, memory_order_relaxed);
             out->redis_connected +=
                 atomic_load_explicit(&s->gauges.redis_connected, memory_order_relaxed);
+            out->report_local_bytes +=
+                atomic_load_explicit(&s->gauges.report_local_bytes, memory_order_relaxed);
+            out->report_local_items +=
+                atomic_load_explicit(&s->gauges.report_local_items, memory_order_relaxed);
         }
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&g->seq, memory_order_relaxed) == seq ||

@@ -77,7 +77,11 @@ typedef struct metrics_counters {
     metrics_hist http_duration[METRICS_ROUTES]; /* count = requests of the route */
     _Atomic uint64_t cache_hits[METRICS_REPORTS];
     _Atomic uint64_t cache_misses[METRICS_REPORTS];
-    _Atomic uint64_t recompute_runs[2]; /* completed, failed */
+    _Atomic uint64_t report_local_hits[METRICS_REPORTS]; /* cache hits answered from a local copy */
+    _Atomic uint64_t report_local_evictions;             /* copies evicted by the LRU bound */
+    _Atomic uint64_t report_local_invalidations;         /* keys (or flushes) Redis invalidated */
+    _Atomic uint64_t report_local_resets;                /* times every copy was dropped at once */
+    _Atomic uint64_t recompute_runs[2];                  /* completed, failed */
     metrics_hist recompute_duration;
     _Atomic uint64_t sms_events[METRICS_TRANSPORTS][METRICS_OUTCOMES];
     _Atomic uint64_t sms_rejected[METRICS_TRANSPORTS][METRICS_REASONS];
@@ -91,6 +95,7 @@ typedef struct metrics_counters {
 typedef struct metrics_gauges {
     _Atomic int64_t pg_busy, pg_idle, pg_connecting, pg_queued;
     _Atomic int64_t redis_connected;
+    _Atomic int64_t report_local_bytes, report_local_items; /* server/redistrack.h */
 } metrics_gauges;
 
 typedef struct metrics_slot {
@@ -114,6 +119,7 @@ typedef struct metrics_shared {
 typedef struct metrics_totals {
     uint64_t cells[METRICS_CELLS]; /* same layout as metrics_counters */
     int64_t pg_busy, pg_idle, pg_connecting, pg_queued, redis_connected;
+    int64_t report_local_bytes, report_local_items;
 } metrics_totals;
 
 /* The summed value of a counters member in t, e.g. METRICS_CELL(t, cache_hits[2]) (GCC accepts

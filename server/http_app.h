@@ -23,6 +23,7 @@ typedef struct http_app {
     redisconn *redis;            /* NULL when Redis can never be used (rediss:// unsupported) */
     ring_t *ring;                /* job ring: the trigger's fast path offers new run ids here */
     struct catalogue *catalogue; /* report catalogue held in memory (server/catalogue.h) */
+    struct redistrack *track;    /* local report copies (server/redistrack.h); NULL when off */
     struct sms_cache *sms_cache; /* SMS read answers (server/sms_cache.h); NULL until used */
     struct sms_fill *sms_fills;  /* SMS read statements in flight, by cache key (sms_http.c) */
     struct probes *probes; /* GET /readyz's own PostgreSQL check (probes.c); NULL until used */

@@ -21,6 +21,7 @@
 #include "server/http_auth.h"
 #include "server/http_response.h"
 #include "server/metrics_http.h"
+#include "server/redistrack.h"
 #include "server/request_id.h"
 #include "server/router.h"
 
@@ -545,6 +546,9 @@ int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot, i
     worker->app.pg = pgpool_create(worker->ctx.loop, cfg->database_url, "http", HTTP_PG_CONNECTIONS,
                                    HTTP_PG_QUEUE);
     worker->app.redis = redisconn_create(worker->ctx.loop, &cfg->redis, on_redis_failure, NULL);
+    if (worker->app.redis != NULL)
+        worker->app.track = redistrack_create(worker->ctx.loop, &cfg->redis,
+                                              (size_t)cfg->report_local_cache_mb << 20);
     worker->app.ring = ring;
     worker->app.catalogue = catalogue_create(&worker->app);
 

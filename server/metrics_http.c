@@ -186,6 +186,34 @@ static void cache_series(expo *e)
             metrics_text_sample(&e->b, names[k], &l, 1, (int64_t)v);
         }
     }
+    /* Local copies (server/redistrack.h): a local hit is also counted as a cache hit above. */
+    metrics_text_family(&e->b, "analyticsd_report_cache_local_hits_total", "counter",
+                        "Report cache hits answered from a worker's local copy, by report.");
+    for (unsigned r = 0; r < METRICS_REPORTS; r++) {
+        metrics_label l = {"report", metrics_report_names[r]};
+        metrics_text_sample(&e->b, "analyticsd_report_cache_local_hits_total", &l, 1,
+                            (int64_t)METRICS_CELL(&e->t, report_local_hits[r]));
+    }
+    static const char *const local[3][2] = {
+        {"analyticsd_report_cache_local_evictions_total",
+         "Local report copies evicted by the REPORT_LOCAL_CACHE_MB bound."},
+        {"analyticsd_report_cache_local_invalidations_total",
+         "Keys (or flushes) Redis reported changed to the workers' invalidation connections."},
+        {"analyticsd_report_cache_local_resets_total",
+         "Times a worker dropped every local copy (flush, lost connection, Redis untrusted)."}};
+    uint64_t counts[3] = {METRICS_CELL(&e->t, report_local_evictions),
+                          METRICS_CELL(&e->t, report_local_invalidations),
+                          METRICS_CELL(&e->t, report_local_resets)};
+    for (int k = 0; k < 3; k++) {
+        metrics_text_family(&e->b, local[k][0], "counter", local[k][1]);
+        metrics_text_sample(&e->b, local[k][0], NULL, 0, (int64_t)counts[k]);
+    }
+    gauge(e, "analyticsd_report_cache_local_bytes",
+          "Memory accounted to local report copies, summed over the HTTP workers.", NULL, NULL,
+          &e->t.report_local_bytes, 1);
+    gauge(e, "analyticsd_report_cache_local_items",
+          "Local report copies (entries and version keys), summed over the HTTP workers.", NULL,
+          NULL, &e->t.report_local_items, 1);
 }
 
 static void recompute_series(expo *e, http_app *app)

@@ -10,7 +10,9 @@
  * The hit path touches neither PostgreSQL nor the catalogue's database: parameters are decoded
  * into the request's pool, the canonical JSON is hashed, one MGET answers, the stored entry
  * is checked (jansson, or a memcmp against the worker's memo of entries already checked) and
- * sent with its two members rewritten.
+ * sent with its two members rewritten. With local copies (REPORT_LOCAL_CACHE_MB,
+ * server/redistrack.h) a key this worker holds is answered after the invalidation barrier
+ * instead, without a lookup; a Redis hit stamped while copies were usable is copied.
  *
  * On a miss the response is sent once Redis has acknowledged the cache write (or failed), so a
  * client that reads again at once, on any worker, finds the entry.
@@ -36,6 +38,7 @@
 #include "server/http_response.h"
 #include "server/report_cache.h"
 #include "server/report_query.h"
+#include "server/redistrack.h"
 
 #define RUN_DEFAULT_LIMIT   50
 #define RUN_MAX_LIMIT       100
@@ -72,8 +75,10 @@ typedef struct run_state {
     char hash[65];
     char *key; /* cache key for the write after a miss; NULL = do not write */
     size_t key_len;
-    int64_t guess; /* the version the next lookup assumes */
-    int lookups;   /* MGETs sent */
+    int64_t guess;  /* the version the next lookup assumes */
+    int lookups;    /* MGETs sent */
+    uint64_t stamp; /* redistrack_stamp before the last MGET: may its hit be copied locally? */
+    redistrack_wait wait; /* waiting for the barrier before a local copy is served */
     int64_t query_started_ns;
     jbuf pending; /* a computed response waiting for its cache write to be acknowledged */
 } run_state;
@@ -85,6 +90,7 @@ static void run_dispose(void *p)
         pgpool_cancel(s->pg);
     if (s->redis != NULL)
         redisconn_cancel(s->redis);
+    redistrack_cancel(&s->wait);
     jbuf_free(&s->pending);
     jbuf_free(&s->freshness);
 }
@@ -343,8 +349,65 @@ static void count_cache(const run_state *s, _Atomic uint64_t *per_report)
 static void lookup(run_state *s)
 {
     s->lookups++;
+    s->stamp = s->app->track != NULL ? redistrack_stamp(s->app->track) : 0;
     s->redis =
         cache_lookup(s->app->redis, s->slug, s->slug_len, s->guess, s->hash, on_cache_lookup, s);
+}
+
+/* The version is known (a hit or a miss): sets the ETag, and answers 304 when the request's
+ * If-None-Match names it. Returns 1 when the 304 was sent. */
+static int answer_conditional(run_state *s, int64_t version)
+{
+    snprintf(s->etag, sizeof(s->etag), "W/\"%lld-%.16s\"", (long long)version, s->hash);
+    if (!http_if_none_match(s->req, s->etag))
+        return 0;
+    add_cache_headers(s);
+    http_send_not_modified(s->req);
+    return 1;
+}
+
+/* Answers a cache hit with its response body (report_cache.h, cache_hit_response). */
+static void send_hit(run_state *s, const char *body, size_t body_len)
+{
+    count_cache(s, metrics_self->counters.cache_hits);
+    add_cache_headers(s);
+    if (s->retained_from < 0) {
+        http_send_body(s->req, 200, body, body_len);
+        return;
+    }
+    /* The hit body ends with "}}\n" (report_cache.h): reopen its meta object. */
+    jbuf b;
+    jbuf_init(&b);
+    jbuf_append(&b, body, body_len - 3);
+    meta_close(&b, s->retained_from);
+    http_send_jbuf(s->req, 200, &b);
+}
+
+/*
+ * The barrier of a local copy has passed (redistrack.h): every invalidation of a write Redis
+ * acknowledged before this request arrived has been processed, so a copy still held is
+ * current. Without one (or when the barrier failed) the lookup goes to Redis as usual.
+ */
+static void on_synced(redistrack_wait *w, int ok)
+{
+    run_state *s = H2O_STRUCT_FROM_MEMBER(run_state, wait, w);
+    int64_t version;
+    const char *body;
+    size_t len;
+    if (ok && shstate_redis_trusted() &&
+        redistrack_get(s->app->track, s->slug, s->slug_len, s->hash, &version, &body, &len) == 0) {
+        if (answer_conditional(s, version))
+            return;
+        count_cache(s, metrics_self->counters.report_local_hits);
+        send_hit(s, body, len);
+        return;
+    }
+    if (!shstate_redis_trusted()) {
+        run_miss(s);
+        return;
+    }
+    s->guess = cache_version_guess(s->slug, s->slug_len);
+    lookup(s);
 }
 
 static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
@@ -373,14 +436,8 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
         }
         cs = CACHE_REPLY_MISS; /* the entry under this version was not read: a miss */
     }
-    if (cs == CACHE_REPLY_HIT || cs == CACHE_REPLY_MISS) {
-        snprintf(s->etag, sizeof(s->etag), "W/\"%lld-%.16s\"", (long long)version, s->hash);
-        if (http_if_none_match(s->req, s->etag)) {
-            add_cache_headers(s);
-            http_send_not_modified(s->req);
-            return;
-        }
-    }
+    if ((cs == CACHE_REPLY_HIT || cs == CACHE_REPLY_MISS) && answer_conditional(s, version))
+        return;
     if (cs == CACHE_REPLY_HIT) {
         char from[11], to[11];
         date_format(s->date_from, from);
@@ -389,18 +446,9 @@ static void on_cache_lookup(void *data, redisconn_status st, redisReply *reply)
         const char *body;
         size_t body_len;
         if (cache_hit_response(s->hash, version, value, len, &x, &body, &body_len) == 0) {
-            count_cache(s, metrics_self->counters.cache_hits);
-            add_cache_headers(s);
-            if (s->retained_from < 0) {
-                http_send_body(s->req, 200, body, body_len);
-                return;
-            }
-            /* The hit body ends with "}}\n" (report_cache.h): reopen its meta object. */
-            jbuf b;
-            jbuf_init(&b);
-            jbuf_append(&b, body, body_len - 3);
-            meta_close(&b, s->retained_from);
-            http_send_jbuf(s->req, 200, &b);
+            redistrack_fill(s->app->track, s->app->redis, s->stamp, s->slug, s->slug_len, version,
+                            s->hash, body, body_len);
+            send_hit(s, body, body_len);
             return;
         }
         log_warn("report cache: unusable entry for %s; recomputing", s->slug);
@@ -478,6 +526,13 @@ static void run_validated(run_state *s)
     cachekey_canonical(&canon, &kp);
     cachekey_sha256_hex(canon.data, canon.len, s->hash);
     jbuf_free(&canon);
+    int64_t version;
+    const char *body;
+    size_t len;
+    if (s->app->track != NULL &&
+        redistrack_get(s->app->track, s->slug, s->slug_len, s->hash, &version, &body, &len) == 0 &&
+        redistrack_sync(s->app->track, &s->wait, on_synced) == 0)
+        return; /* a local copy exists: served (or not) once the barrier has passed */
     s->guess = cache_version_guess(s->slug, s->slug_len);
     lookup(s);
 }

@@ -3,7 +3,8 @@
 API.md §6 and DATA.md §7.2–§7.4 against the real service and the test Redis (this file's own
 database number): miss then hit, the exact key format and TTL, which requests share an entry,
 invalidation by the version key, a corrupt entry, atomic creation of the version key, a version
-that is not an integer, a report with cache_ttl_seconds = 0, and the Redis commands a hit costs.
+that is not an integer, a report with cache_ttl_seconds = 0, and the Redis commands a hit costs
+with and without local copies (REPORT_LOCAL_CACHE_MB; their exactness: test_report_local_cache).
 """
 
 import datetime
@@ -327,37 +328,66 @@ def calls_during(fn):
             if after.get(k, 0) != before.get(k, 0)}
 
 
+def steady_hits(svc, n, r):
+    """n reads of an entry the workers know, each asserted a hit."""
+    for _ in range(n):
+        status, _, body = svc.request("GET", "/api/v1/reports/top-entities/run?" +
+                                      urllib.parse.urlencode(dict(limit=100, **r)))
+        assert status == 200 and json.loads(body)["data"]["cache_hit"] is True, body
+
+
 def test_steady_hit_is_one_redis_command():
-    """A cached read costs one MGET (version key and entry); after a version bump each HTTP
-    worker pays one more MGET, once, and the first read stores the fresh result (report_cache.h).
-    Commands are counted in Redis, so the test cannot flake on timing."""
-    r = rng(28)
+    """Without local copies (REPORT_LOCAL_CACHE_MB=0, a service of its own on the same Redis
+    database) a cached read costs one MGET (version key and entry); after a version bump each
+    HTTP worker pays one more MGET, once, and the first read stores the fresh result
+    (report_cache.h). Commands are counted in Redis, so the test cannot flake on timing."""
+    svc = adtest.Service(DB, redis_db=adtest.REDIS_DBS["test_report_cache"],
+                         REPORT_LOCAL_CACHE_MB="0").start()
+    try:
+        assert adtest.wait_until(lambda: svc.get_json("/api/v1/health")[0] == 200, 10)
+        r = rng(28)
+        path = "/api/v1/reports/top-entities/run?" + urllib.parse.urlencode(dict(limit=100, **r))
+        for _ in range(11):  # both workers learn the version
+            assert svc.request("GET", path)[0] == 200
+        n = 40
+        d = calls_during(lambda: steady_hits(svc, n, r))
+        # At most one extra MGET per worker (2), only if one worker saw none of the reads above.
+        assert n <= d.get("mget", 0) <= n + 2, d
+        for cmd in ("get", "set", "evalsha", "eval", "incr", "ping", "pttl"):
+            assert d.get(cmd, 0) == 0, d
+        redis("INCR", "report:version:top-entities")
+
+        def after_bump():
+            status, _, body = svc.request("GET", path)
+            assert status == 200 and json.loads(body)["data"]["cache_hit"] is False
+            steady_hits(svc, n - 1, r)
+
+        d = calls_during(after_bump)
+        assert n + 1 <= d.get("mget", 0) <= n + 2, d  # each worker's stale guess, once
+        assert d.get("set", 0) == 1, d  # the miss's write, under the new version
+        for cmd in ("get", "evalsha", "eval"):
+            assert d.get(cmd, 0) == 0, d
+    finally:
+        svc.stop()
+
+
+def test_steady_hit_with_local_copies():
+    """With local copies (the default), a steady cached read sends no MGET at all: each worker
+    copies the entry after one Redis hit (one MGET and two PTTLs), then answers after a PING on
+    its invalidation connection (one per loop iteration, so at most one per read here)."""
+    r = rng(29)
     run("top-entities", limit=100, **r)
-    for _ in range(10):  # both workers learn the version
+    for _ in range(20):  # both workers hit Redis once and copy the entry
         run("top-entities", limit=100, **r)
     n = 40
-
-    def hits():
-        for _ in range(n):
-            assert run("top-entities", limit=100, **r)["data"]["cache_hit"] is True
-
-    d = calls_during(hits)
-    # At most one extra MGET per worker (2), only if one worker saw none of the 10 reads above.
-    assert n <= d.get("mget", 0) <= n + 2, d
+    d = calls_during(lambda: steady_hits(SVC, n, r))
+    # Only a worker that had not copied yet looks up (and copies), a read or two at most.
+    assert d.get("mget", 0) <= 4 and d.get("pttl", 0) <= 8, d
+    assert 1 <= d.get("ping", 0) <= n, d
     for cmd in ("get", "set", "evalsha", "eval", "incr"):
         assert d.get(cmd, 0) == 0, d
-    redis("INCR", "report:version:top-entities")
-
-    def after_bump():
-        assert run("top-entities", limit=100, **r)["data"]["cache_hit"] is False
-        for _ in range(n - 1):
-            assert run("top-entities", limit=100, **r)["data"]["cache_hit"] is True
-
-    d = calls_during(after_bump)
-    assert n + 1 <= d.get("mget", 0) <= n + 2, d  # each worker's stale guess, once
-    assert d.get("set", 0) == 1, d  # the miss's write, under the new version
-    for cmd in ("get", "evalsha", "eval"):
-        assert d.get(cmd, 0) == 0, d
+    redis("INCR", "report:version:top-entities")  # the copies go; the next read is a miss
+    assert run("top-entities", limit=100, **r)["data"]["cache_hit"] is False
 
 
 def main():
@@ -375,7 +405,7 @@ def main():
                     test_version_key_created_atomically_under_concurrency,
                     test_zero_ttl_report_never_uses_redis, test_conditional_reads,
                     test_freshness_of_results,
-                    test_steady_hit_is_one_redis_command])
+                    test_steady_hit_is_one_redis_command, test_steady_hit_with_local_copies])
     finally:
         SVC.stop()
         DB.drop()
