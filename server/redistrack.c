@@ -315,7 +315,10 @@ static void complete_waiters(redistrack *t, uint64_t upto, int ok)
         if (ok && (w->ping == 0 || w->ping > upto))
             break;
         h2o_linklist_unlink(&w->link);
+        char saved[LOG_REQUEST_ID_MAX + 1];
+        log_push_request_id(w->rid, saved);
         w->cb(w, ok);
+        log_set_request_id(saved);
     }
 }
 
@@ -588,6 +591,7 @@ int redistrack_sync(redistrack *t, redistrack_wait *w, redistrack_cb cb)
         return -1;
     w->cb = cb;
     w->ping = 0;
+    strcpy(w->rid, log_request_id());
     h2o_linklist_insert(&t->waiters, &w->link);
     if (!h2o_timeout_is_linked(&t->flush))
         h2o_timeout_link(t->loop, &t->zero_to, &t->flush);

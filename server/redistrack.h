@@ -37,6 +37,7 @@
 #include <h2o.h>
 
 #include "common/config.h"
+#include "common/log.h"
 #include "common/redisconn.h"
 
 typedef struct redistrack redistrack;
@@ -48,6 +49,7 @@ struct redistrack_wait {
     h2o_linklist_t link; /* in the waiting list while linked */
     uint64_t ping;       /* the PING that covers it; 0 until one is sent */
     redistrack_cb cb;
+    char rid[LOG_REQUEST_ID_MAX + 1]; /* log request id at registration, current during cb */
 };
 
 /*

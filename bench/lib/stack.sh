@@ -143,7 +143,9 @@ stop_pid() { # pid seconds: TERM, wait, then KILL
 # stack_svc_start http_workers recompute_workers [NAME=value ...]: the extra arguments are added
 # to the service's environment (e.g. NATS_URL=... for the ingestion benchmark). With
 # SVC_START_SOFT=1 in the environment, a service that exits during startup makes it return 1
-# (SVC_PID still set, for the caller to inspect) instead of ending the bench.
+# (SVC_PID still set, for the caller to inspect) instead of ending the bench. BENCH_SVC_ENV
+# (space-separated NAME=value words) is added to every start, e.g. BENCH_SVC_ENV=REPORT_LOCAL_CACHE_MB=0
+# to measure without the local copies of issue 16.
 stack_svc_start() {
     [ -z "$SVC_PID" ] || bench_die "internal: service already running"
     APP_PORT="$(freeport)"
@@ -152,7 +154,7 @@ stack_svc_start() {
         APP_HOST=127.0.0.1 APP_PORT="$APP_PORT" APP_ENV=bench \
         HTTP_WORKERS="$1" RECOMPUTE_WORKERS="$2" \
         MANAGEMENT_API_KEY="$MGMT_KEY" APP_AUTO_MIGRATE=false APP_AUTO_SEED=false \
-        MAX_REPORT_RANGE_DAYS=400 RECOMPUTE_MAX_PENDING=10000 "${@:3}" \
+        MAX_REPORT_RANGE_DAYS=400 RECOMPUTE_MAX_PENDING=10000 ${BENCH_SVC_ENV:-} "${@:3}" \
         "$ANALYTICSD_BIN" serve >>"$BENCH_DIR/analyticsd.log" 2>&1 </dev/null &
     SVC_PID=$!
     local i code
