@@ -172,27 +172,23 @@ static void gauge(expo *e, const char *name, const char *help, const char *label
 
 static void cache_series(expo *e)
 {
-    static const char *const names[2] = {"analyticsd_report_cache_hits_total",
-                                         "analyticsd_report_cache_misses_total"};
-    static const char *const helps[2] = {
+    /* A local hit (server/redistrack.h) is also counted as a cache hit. */
+    static const char *const names[3] = {"analyticsd_report_cache_hits_total",
+                                         "analyticsd_report_cache_misses_total",
+                                         "analyticsd_report_cache_local_hits_total"};
+    static const char *const helps[3] = {
         "Report runs answered from the Redis cache, by report.",
-        "Report runs looked up in the Redis cache and computed, by report."};
-    for (int k = 0; k < 2; k++) {
+        "Report runs looked up in the Redis cache and computed, by report.",
+        "Report cache hits answered from a worker's local copy, by report."};
+    for (int k = 0; k < 3; k++) {
         metrics_text_family(&e->b, names[k], "counter", helps[k]);
         for (unsigned r = 0; r < metrics_report_count(); r++) {
             metrics_label l = {"report", metrics_report_name(r)};
-            uint64_t v =
-                k == 0 ? METRICS_CELL(&e->t, cache_hits[r]) : METRICS_CELL(&e->t, cache_misses[r]);
+            uint64_t v = k == 0   ? METRICS_CELL(&e->t, cache_hits[r])
+                         : k == 1 ? METRICS_CELL(&e->t, cache_misses[r])
+                                  : METRICS_CELL(&e->t, report_local_hits[r]);
             metrics_text_sample(&e->b, names[k], &l, 1, (int64_t)v);
         }
-    }
-    /* Local copies (server/redistrack.h): a local hit is also counted as a cache hit above. */
-    metrics_text_family(&e->b, "analyticsd_report_cache_local_hits_total", "counter",
-                        "Report cache hits answered from a worker's local copy, by report.");
-    for (unsigned r = 0; r < METRICS_REPORTS; r++) {
-        metrics_label l = {"report", metrics_report_names[r]};
-        metrics_text_sample(&e->b, "analyticsd_report_cache_local_hits_total", &l, 1,
-                            (int64_t)METRICS_CELL(&e->t, report_local_hits[r]));
     }
     static const char *const local[3][2] = {
         {"analyticsd_report_cache_local_evictions_total",
