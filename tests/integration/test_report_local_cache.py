@@ -123,10 +123,15 @@ def data(body):
 LOCAL = "analyticsd_report_cache_local_hits_total"
 
 
-def establish(c, path, want=None, attempts=200):
+def establish(c, path, want=None, attempts=None):
     """Reads path until one read was answered from a local copy (the local hit counter moved)
-    and returns that body; want(body) filters the bodies that count. None when it never was."""
-    for _ in range(attempts):
+    and returns that body; want(body) filters the bodies that count. None when that did not
+    happen within `attempts` reads, or (attempts None) within 60 s: a bound on waiting for the
+    invalidation connection to come back, not a timing assertion."""
+    deadline = time.time() + 60
+    n = 0
+    while (n < attempts) if attempts is not None else (time.time() < deadline):
+        n += 1
         before = c.metric(LOCAL)
         body = c.get(path)
         if c.metric(LOCAL) > before and (want is None or want(body)):
@@ -253,6 +258,7 @@ def test_killed_invalidation_connection():
         new = c.get(path)
         assert data(new)["execution_ms"] == 3000000 + i, (i, new)
     assert c.metric("analyticsd_report_cache_local_resets_total") - resets_before >= rounds
+    assert adtest.wait_until(lambda: invalidation_client_id(r), 10)  # back for the next test
 
 
 def test_redis_restart_drops_copies():
