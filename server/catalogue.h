@@ -101,6 +101,10 @@ int catalogue_is_loaded(const catalogue *c);
  */
 int catalogue_definition_json(jbuf *b, const PGresult *res, int row, int col);
 
+/* Whether a public report exists (the trigger's lookup, API.md §4.5 step 7): $1 slug; a row
+ * when it does. */
+#define CATALOGUE_PUBLIC_SQL "SELECT 1 FROM report_definitions WHERE slug = $1 AND is_public"
+
 /* GET /reports/{slug} (API.md §4.3): $1 slug; no row, or one row of
  * CATALOGUE_DEFINITION_COLUMNS. */
 #define CATALOGUE_GET_SQL                                                                          \

@@ -255,12 +255,12 @@ static recompute_job_outcome job_failed(const recompute_job_env *env, PGconn **c
     }
     const char *msg;
     if (rs == REBUILD_UNSUPPORTED)
-        msg = RUNSTORE_ERR_UNSUPPORTED;
+        msg = RUNS_ERR_UNSUPPORTED;
     else if (cut == CUT_DEADLINE ||
              clock_monotonic_ns() >= atomic_load(&env->slot->busy_until_ns) - JOB_TIMEOUT_FUZZ_NS)
-        msg = RUNSTORE_ERR_TIMEOUT;
+        msg = RUNS_ERR_TIMEOUT;
     else
-        msg = RUNSTORE_ERR_REBUILD;
+        msg = RUNS_ERR_REBUILD;
     log_error("run %s failed: %s (%s %s %s..%s, attempt %d; details above)", run->id, msg,
               run->report_slug, run->window, run->date_from, run->date_to, run->attempts);
     if (finalise(*conn, final_fail, run, msg) == RUNSTORE_DB_ERROR) {
