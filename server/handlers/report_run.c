@@ -115,19 +115,20 @@ static const char *failure_message(const run_state *s)
  * meta.retained_from (README, "Scheduled refresh and retention"): the first bucket start the
  * window keeps, when the requested range reaches before it (its older snapshots have been, or
  * are about to be, deleted by the scheduler's retention pass), else -1. The same date as
- * refresh_keep_from() of schema/0006_refresh.sql: today (UTC) minus retention_days, for weeks
- * the Monday on or after that; a week is compared by its Monday.
+ * refresh_keep_from() of schema/0006_refresh.sql: the first bucket start on or after today (UTC)
+ * minus retention_days (for weeks the Monday on or after it); a bucket is compared by its start.
  */
 static int32_t retained_from(const run_state *s)
 {
-    int week = strcmp(s->window, "week") == 0;
-    int32_t days = week ? s->report.week_retention_days : s->report.day_retention_days;
+    const registry_window *w = registry_window_find(s->window);
+    size_t wi = registry_window_index(w);
+    int32_t days = wi < CATALOGUE_MAX_WINDOWS ? s->report.retention_days[wi] : 0;
     if (days <= 0)
         return -1;
     int32_t keep = date_today_utc() - days;
-    if (week && date_monday(keep) != keep)
-        keep = date_monday(keep) + 7;
-    int32_t lower = week ? date_monday(s->date_from) : s->date_from;
+    while (registry_window_floor(w, keep) != keep) /* a bucket is kept only whole */
+        keep++;
+    int32_t lower = registry_window_floor(w, s->date_from);
     return lower < keep ? keep : -1;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/dates.h"
 #include "common/cachekey.h"
 #include "server/catalogue.h"
 #include "server/report_cache.h"
@@ -295,6 +296,13 @@ static void test_registry_reports_and_layouts(void **state)
     assert_true(registry_window_find("week")->report_api);
     assert_false(registry_window_find("month")->report_api);
     assert_null(registry_window_find("WEEK"));
+    /* Bucket starts: 2026-12-02 is a Wednesday. */
+    int32_t d;
+    assert_int_equal(date_parse("2026-12-02", 10, &d), 0);
+    assert_int_equal(registry_window_floor(registry_window_find("day"), d), d);
+    assert_int_equal(registry_window_floor(registry_window_find("week"), d), d - 2);
+    assert_int_equal(registry_window_floor(registry_window_find("month"), d), d - 1);
+    assert_int_equal(registry_window_floor(registry_window_find("month"), d - 2), d - 31);
 }
 
 static void test_snapshot_sql_per_layout(void **state)
