@@ -153,7 +153,7 @@ int sms_choice_is(sms_choice c, const char *word)
 }
 
 int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
-                         const char *sort_message, const char **sort, const char **desc)
+                         const char *sort_message, sms_list *out)
 {
     sms_choice c = sms_http_choice(r->req, "sort", 0);
     size_t i = 0;
@@ -168,9 +168,11 @@ int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
         http_send_error(r->req, 400, "order must be asc or desc");
         return -1;
     }
-    *sort = sorts[i];
-    *desc = sms_choice_is(order, "asc") ? "false" : "true";
+    out->sort = sorts[i];
+    out->desc = sms_choice_is(order, "asc") ? "false" : "true";
     http_page_params(r->req, &r->limit, &r->offset);
+    snprintf(out->limit, sizeof(out->limit), "%lld", (long long)r->limit);
+    snprintf(out->offset, sizeof(out->offset), "%lld", (long long)r->offset);
     return 0;
 }
 
