@@ -187,27 +187,12 @@ int config_parse_duration(const char *s, int64_t *out_ns)
 static char *percent_decode(const char *p, size_t n)
 {
     char *out = xmalloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] != '%') {
-            out[o++] = p[i];
-            continue;
-        }
-        if (n - i < 3 || text_hex_value((unsigned char)p[i + 1]) < 0 ||
-            text_hex_value((unsigned char)p[i + 2]) < 0) {
-            free(out);
-            return NULL;
-        }
-        char c = (char)(text_hex_value((unsigned char)p[i + 1]) * 16 +
-                        text_hex_value((unsigned char)p[i + 2]));
-        if (c == '\0') {
-            free(out);
-            return NULL;
-        }
-        out[o++] = c;
-        i += 2;
+    size_t len;
+    if (text_percent_decode(p, n, false, out, &len) != 0 || memchr(out, '\0', len) != NULL) {
+        free(out);
+        return NULL;
     }
-    out[o] = '\0';
+    out[len] = '\0';
     return out;
 }
 

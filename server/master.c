@@ -10,7 +10,7 @@
  *   - INGEST_WORKERS ingest workers (worker/ingest_worker.c) when NATS_URL is set;
  *   - HTTP_WORKERS HTTP workers (server/http_worker.c), in generations: SIGHUP starts a new
  *     generation and drains the old one once the new one serves.
- * Exit statuses are classified per server/exitcodes.h; crashed slots are respawned at once the
+ * Exit statuses are classified per common/exitcodes.h; crashed slots are respawned at once the
  * first time, then with exponential back-off; a crash loop stops the service.
  */
 #include "server/master.h"
