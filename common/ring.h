@@ -2,7 +2,7 @@
  * common/ring.h: the crash-safe shared-memory job ring that carries recompute run ids from the
  * HTTP workers (producers, ring_push) to the recompute workers (consumers, ring_claim /
  * ring_complete). The master creates it before forking and only ever does lock-free writes of
- * the worker table (ring_worker_reincarnate, ring_worker_set_pid) and lock-free reads.
+ * the worker table (ring_worker_reincarnate) and lock-free reads.
  *
  * PostgreSQL is the truth (DATA.md §6.8); the ring is a fast dispatch path with at-least-once
  * delivery: a job claimed by a consumer that dies is handed to another consumer. Design, layout,
