@@ -303,7 +303,6 @@ recompute_job_outcome recompute_job_run(const recompute_job_env *env, PGconn **c
     }
     int64_t deadline = claimed_at + env->deadline_ns;
     atomic_store(&env->slot->busy_until_ns, deadline);
-    ring_worker_set_deadline(env->ring, env->worker, deadline);
     log_info("run %s claimed: %s %s %s..%s (attempt %d)", run.id, run.report_slug, run.window,
              run.date_from, run.date_to, run.attempts);
 
@@ -322,6 +321,5 @@ recompute_job_outcome recompute_job_run(const recompute_job_env *env, PGconn **c
     /* Heartbeat first: once busy_until_ns is 0 the master judges the idle heartbeat. */
     atomic_store(&env->slot->heartbeat_ns, clock_monotonic_ns());
     atomic_store(&env->slot->busy_until_ns, 0);
-    ring_worker_set_deadline(env->ring, env->worker, 0);
     return out;
 }

@@ -508,14 +508,18 @@ def test_client_gone_mid_transaction_is_all_or_nothing():
     finally:
         hold.stdin.close()
         hold.wait(10)
-    time.sleep(0.5)
+    # No fixed pause: wait until the trigger's transaction is over (committed, or rolled back by
+    # the closed session). Only then does the presence of the run decide which branch holds.
+    assert adtest.wait_until(lambda: DB.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+        "'pg-analytics-service:http:%' AND xact_start IS NOT NULL") == [["0"]], 10)
     runs = DB.sql("SELECT id FROM recompute_runs WHERE date_from = '2020-01-01'")
     audits = DB.sql("SELECT resource_id FROM audit_entries")
     if runs:
         assert audits == runs, (runs, audits)
-        # The run may already have been executed (a recompute worker is running): its lock names
-        # it until the final state change, then it is released. Reading the lock before the
-        # status makes "no lock" imply a final status.
+        # Whatever the timing: a recompute worker may already have executed the run. Its lock
+        # names it until the run's final state change is committed, and only then is it
+        # released. Reading the lock before the status makes "no lock" imply a final status.
         lock = redis(SVC, "GET", key)
         status = DB.sql("SELECT status FROM recompute_runs WHERE id = '%s'" % runs[0][0])[0][0]
         assert lock == runs[0][0] or (lock == "" and status in ("completed", "failed")), \
@@ -527,7 +531,11 @@ def test_client_gone_mid_transaction_is_all_or_nothing():
         else:
             assert answer == (409, CONFLICT), answer
     else:
-        assert audits == [] and redis(SVC, "EXISTS", key) == "0"
+        # Rolled back: no audit entry, and the request releases the lock it took right after
+        # (compare-and-delete on its Redis connection); wait for that, do not time it.
+        assert audits == [], audits
+        assert adtest.wait_until(lambda: redis(SVC, "EXISTS", key) == "0", 10), \
+            redis(SVC, "GET", key)
         expect_202(SVC, scope("top-entities", "day", "2020-01-01", "2020-01-31"))
     assert DB.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                   "AND state LIKE 'idle in transaction%'") == [["0"]]
