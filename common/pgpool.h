@@ -75,8 +75,8 @@ typedef enum {
 
 /*
  * Statement completion. res depends on st: PGPOOL_OK, the final result (PGRES_TUPLES_OK,
- * _COMMAND_OK or _EMPTY_QUERY); PGPOOL_STATEMENT_ERROR, the server's error result (the first
- * one, for several statements in one string), never NULL; otherwise NULL.
+ * _COMMAND_OK or _EMPTY_QUERY); PGPOOL_STATEMENT_ERROR, the server's error result, never NULL;
+ * otherwise NULL.
  */
 typedef void (*pgpool_cb)(void *data, pgpool_status st, PGresult *res);
 /* Acquire completion: conn is the reserved connection when st == PGPOOL_OK, else NULL (st is

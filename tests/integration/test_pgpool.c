@@ -703,25 +703,25 @@ static void test_statement_errors(void **state)
     assert_non_null(pgpool_acquire(f.pool, on_acquire_store, &a));
     run_until(&f, &a.calls, 1, 5000);
     assert_int_equal(a.st, PGPOOL_OK);
-    conn_sync(&f, a.conn, "CREATE TEMP TABLE pgpool_u (x int PRIMARY KEY)", &s);
-    assert_int_equal(s.st, PGPOOL_OK);
-    conn_sync(&f, a.conn, "INSERT INTO pgpool_u VALUES (1)", &s);
-    assert_int_equal(s.st, PGPOOL_OK);
-    conn_sync(&f, a.conn, "INSERT INTO pgpool_u VALUES (1)", &s);
-    assert_int_equal(s.st, PGPOOL_STATEMENT_ERROR);
-    assert_string_equal(s.sqlstate, "23505"); /* unique_violation */
-
-    conn_sync(&f, a.conn, "BEGIN", &s);
-    assert_int_equal(s.st, PGPOOL_OK);
-    conn_sync(&f, a.conn, "SET LOCAL statement_timeout = '50ms'", &s);
-    assert_int_equal(s.st, PGPOOL_OK);
-    conn_sync(&f, a.conn, "SELECT pg_sleep(5)", &s);
-    assert_int_equal(s.st, PGPOOL_STATEMENT_ERROR);
-    assert_string_equal(s.sqlstate, "57014"); /* query_canceled */
-    conn_sync(&f, a.conn, "SELECT 1", &s);
-    assert_int_equal(s.st, PGPOOL_STATEMENT_ERROR);
-    assert_string_equal(s.sqlstate, "25P02"); /* in_failed_sql_transaction */
-    pgpool_release(a.conn, 0);                /* rolls the failed transaction back */
+    static const struct {
+        const char *sql;
+        pgpool_status st;
+        const char *sqlstate; /* of a statement error */
+    } script[] = {
+        {"CREATE TEMP TABLE pgpool_u (x int PRIMARY KEY)", PGPOOL_OK, ""},
+        {"INSERT INTO pgpool_u VALUES (1)", PGPOOL_OK, ""},
+        {"INSERT INTO pgpool_u VALUES (1)", PGPOOL_STATEMENT_ERROR, "23505"}, /* unique */
+        {"BEGIN", PGPOOL_OK, ""},
+        {"SET LOCAL statement_timeout = '50ms'", PGPOOL_OK, ""},
+        {"SELECT pg_sleep(5)", PGPOOL_STATEMENT_ERROR, "57014"}, /* query_canceled */
+        {"SELECT 1", PGPOOL_STATEMENT_ERROR, "25P02"},           /* in_failed_sql_transaction */
+    };
+    for (size_t i = 0; i < sizeof(script) / sizeof(script[0]); i++) {
+        conn_sync(&f, a.conn, script[i].sql, &s);
+        assert_int_equal(s.st, script[i].st);
+        assert_string_equal(s.sqlstate, script[i].sqlstate);
+    }
+    pgpool_release(a.conn, 0); /* rolls the failed transaction back */
 
     /* the same connection (the temp table is there), clean again */
     query_sync(&f, "SELECT count(*)::text, current_setting('statement_timeout') FROM pgpool_u", &s);
