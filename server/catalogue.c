@@ -54,11 +54,11 @@ static void catalogue_schedule(catalogue *c)
     h2o_timeout_link(c->app->loop, c->loaded ? &c->reload_timeout : &c->retry_timeout, &c->timer);
 }
 
-static void on_loaded(void *data, PGresult *res)
+static void on_loaded(void *data, pgpool_status st, PGresult *res)
 {
     catalogue *c = data;
     c->loading = NULL;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         if (!c->failing)
             log_warn("catalogue: reload failed; %s",
                      c->loaded ? "keeping the last good copy" : "not loaded yet");

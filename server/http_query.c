@@ -132,11 +132,11 @@ static void send_object(http_query *h, const PGresult *res)
     http_send_jbuf(h->req, 200, &b);
 }
 
-static void on_result(void *data, PGresult *res)
+static void on_result(void *data, pgpool_status st, PGresult *res)
 {
     http_query *h = data;
     h->q = NULL;
-    if (res == NULL)
+    if (st != PGPOOL_OK)
         http_send_error(h->req, 500, h->failure);
     else if (h->not_found != NULL)
         send_object(h, res);

@@ -140,7 +140,7 @@ static void tx_abort(trigger *t, int status, const char *message)
     trigger_fail(t, status, message);
 }
 
-static void on_tx_result(void *data, PGresult *res);
+static void on_tx_result(void *data, pgpool_status st, PGresult *res);
 
 static void tx_exec(trigger *t, trigger_step step, const char *sql, int nparams,
                     const char *const *params)
@@ -168,11 +168,11 @@ static void tx_done(trigger *t)
     http_send_jbuf(t->req, 202, &b);
 }
 
-static void on_tx_result(void *data, PGresult *res)
+static void on_tx_result(void *data, pgpool_status st, PGresult *res)
 {
     trigger *t = data;
     t->q = NULL;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         tx_abort(t, 500, "failed to create recompute run");
         return;
     }
@@ -221,11 +221,11 @@ static void on_tx_result(void *data, PGresult *res)
     }
 }
 
-static void on_acquired(void *data, pgpool_conn *conn)
+static void on_acquired(void *data, pgpool_status st, pgpool_conn *conn)
 {
     trigger *t = data;
     t->q = NULL;
-    if (conn == NULL) {
+    if (st != PGPOOL_OK) {
         tx_abort(t, 500, "failed to create recompute run");
         return;
     }
@@ -244,10 +244,11 @@ static void tx_begin(trigger *t)
 
 static void on_stale_released(void *data, redisconn_status st, redisReply *reply)
 {
+    (void)reply;
     trigger *t = data;
     t->cmd = NULL;
-    if (st != REDISCONN_OK || reply->type == REDIS_REPLY_ERROR) {
-        tx_begin(t); /* Redis failed (now untrusted): go on without the lock */
+    if (st != REDISCONN_OK) {
+        tx_begin(t); /* Redis failed (now untrusted) or refused: go on without the lock */
         return;
     }
     lock_set(t);
@@ -266,11 +267,11 @@ static void stale_release(trigger *t)
     t->cmd = redisconn_command_argv(t->app->redis, 5, argv, argvlen, on_stale_released, t);
 }
 
-static void on_stale_checked(void *data, PGresult *res)
+static void on_stale_checked(void *data, pgpool_status st, PGresult *res)
 {
     trigger *t = data;
     t->q = NULL;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         trigger_fail(t, 500, "failed to create recompute run");
         return;
     }
@@ -285,7 +286,7 @@ static void on_lock_value(void *data, redisconn_status st, redisReply *reply)
 {
     trigger *t = data;
     t->cmd = NULL;
-    if (st != REDISCONN_OK || reply->type == REDIS_REPLY_ERROR) {
+    if (st != REDISCONN_OK) {
         tx_begin(t); /* failure (now untrusted) or a wrong-type key: the PostgreSQL index decides */
         return;
     }
@@ -317,7 +318,7 @@ static void on_lock_set(void *data, redisconn_status st, redisReply *reply)
     trigger *t = data;
     t->cmd = NULL;
     t->set_in_flight = false;
-    if (st != REDISCONN_OK) {
+    if (st == REDISCONN_UNAVAILABLE || st == REDISCONN_TIMEOUT) {
         tx_begin(t); /* Redis failed: it is untrusted now; continue without the lock */
         return;
     }
@@ -395,11 +396,11 @@ static void trigger_dispose(void *p)
     jbuf_free(&t->run);
 }
 
-static void on_report_found(void *data, PGresult *res)
+static void on_report_found(void *data, pgpool_status st, PGresult *res)
 {
     trigger *t = data;
     t->q = NULL;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         trigger_fail(t, 500, "internal error");
         return;
     }

@@ -193,11 +193,13 @@ static void test_lookup_reply_decoding(void **state)
                      CACHE_REPLY_STALE);
     assert_int_equal(cache_lookup_reply(REDISCONN_OK, &absent, 1, &version, &value, &len),
                      CACHE_REPLY_ABSENT);
-    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &err, 12, &version, &value, &len),
+    assert_int_equal(cache_lookup_reply(REDISCONN_ERROR_REPLY, &err, 12, &version, &value, &len),
                      CACHE_REPLY_OFF);
     assert_int_equal(cache_lookup_reply(REDISCONN_OK, &one, 12, &version, &value, &len),
                      CACHE_REPLY_OFF);
-    assert_int_equal(cache_lookup_reply(REDISCONN_FAILED, NULL, 12, &version, &value, &len),
+    assert_int_equal(cache_lookup_reply(REDISCONN_UNAVAILABLE, NULL, 12, &version, &value, &len),
+                     CACHE_REPLY_OFF);
+    assert_int_equal(cache_lookup_reply(REDISCONN_TIMEOUT, NULL, 12, &version, &value, &len),
                      CACHE_REPLY_OFF);
     const char *bad[] = {"", "abc", "01", "+1", "-0", "1.5", "9223372036854775808", " 1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
