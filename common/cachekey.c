@@ -61,17 +61,6 @@ void cachekey_sha256_hex(const void *data, size_t len, char out[65])
     out[64] = '\0';
 }
 
-void cachekey_build(jbuf *out, const char *slug, int64_t version, const struct cachekey_params *p)
-{
-    jbuf canon;
-    char hash[65];
-    jbuf_init(&canon);
-    cachekey_canonical(&canon, p);
-    cachekey_sha256_hex(canon.data, canon.len, hash);
-    jbuf_free(&canon);
-    cachekey_entry(out, slug, strlen(slug), version, hash);
-}
-
 void cachekey_entry(jbuf *out, const char *slug, size_t slug_len, int64_t version, const char *hash)
 {
     jbuf_puts(out, "report:");

@@ -40,9 +40,6 @@ void cachekey_canonical(jbuf *out, const struct cachekey_params *p);
  */
 void cachekey_sha256_hex(const void *data, size_t len, char out[65]);
 
-/* Appends "report:{slug}:v{version}:{sha256 hex of the canonical JSON}". */
-void cachekey_build(jbuf *out, const char *slug, int64_t version, const struct cachekey_params *p);
-
 /* Appends the entry key "report:{slug}:v{version}:{hash}" for an already computed 64-character
  * hash (DATA.md §7.3). */
 void cachekey_entry(jbuf *out, const char *slug, size_t slug_len, int64_t version,

@@ -3,13 +3,13 @@
  * Runs in the master (serve, and again on SIGHUP), migrate and seed; nothing here connects to
  * anything: DATABASE_URL is only checked with libpq's parser.
  *
- * Error order: config_load reports invalid variables in the order of the CONFIG.md §2 table
- * (APP_ENV, APP_PORT, APP_HOST, HTTP_WORKERS, APP_VERSION, DATABASE_URL, REDIS_URL,
- * MANAGEMENT_API_KEY, APP_AUTO_MIGRATE, APP_AUTO_SEED, MAX_REPORT_RANGE_DAYS, RECOMPUTE_LOCK_TTL,
- * RECOMPUTE_WORKERS, RECOMPUTE_QUEUE_SIZE, RECOMPUTE_MAX_PENDING, RECOMPUTE_MAX_ATTEMPTS,
- * HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, HTTP_SHUTDOWN_TIMEOUT, LOG_FORMAT, ACCESS_LOG,
- * REPORT_LOCAL_CACHE_MB (ours, issue 16), then the SMS variables in the order of SMS.md §7,
- * SEED_FORCE_RESET), at most one line per variable. Messages not listed in §3.2 (our own choices):
+ * One table, config_vars (below), drives parsing, defaults, the reload diff and the check of
+ * deploy/analyticsd.env.example. Error order: config_load reports invalid variables in the
+ * table's order, which is that of the CONFIG.md §2 table followed by LOG_FORMAT, ACCESS_LOG,
+ * REPORT_LOCAL_CACHE_MB (ours, issue 16),
+ * SEED_FORCE_RESET and the SMS variables in the order of SMS.md §7; at most one line per
+ * variable.
+ * Messages not listed in §3.2 (our own choices):
  *   - "HTTP_WORKERS must be at least 1" (below the minimum of 1),
  *   - "APP_HOST must be an IP address" (not an IPv4/IPv6 literal),
  *   - "METRICS_BIND must be HOST:PORT ..." and "... must use a port other than APP_PORT"
@@ -38,8 +38,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-#define NS_PER_SEC INT64_C(1000000000)
 
 /* ---- single-value parsers ------------------------------------------------------------------ */
 
@@ -190,27 +188,12 @@ int config_parse_duration(const char *s, int64_t *out_ns)
 static char *percent_decode(const char *p, size_t n)
 {
     char *out = xmalloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] != '%') {
-            out[o++] = p[i];
-            continue;
-        }
-        if (n - i < 3 || text_hex_value((unsigned char)p[i + 1]) < 0 ||
-            text_hex_value((unsigned char)p[i + 2]) < 0) {
-            free(out);
-            return NULL;
-        }
-        char c = (char)(text_hex_value((unsigned char)p[i + 1]) * 16 +
-                        text_hex_value((unsigned char)p[i + 2]));
-        if (c == '\0') {
-            free(out);
-            return NULL;
-        }
-        out[o++] = c;
-        i += 2;
+    size_t len;
+    if (text_percent_decode(p, n, false, out, &len) != 0 || memchr(out, '\0', len) != NULL) {
+        free(out);
+        return NULL;
     }
-    out[o] = '\0';
+    out[len] = '\0';
     return out;
 }
 
@@ -353,11 +336,13 @@ config_source config_source_environ(void)
     return s;
 }
 
-typedef struct loader {
+struct config_loader {
     config_source src;
     FILE *err;
     int errors;
-} loader;
+    bool defaults; /* applying the table's defaults, not values from src */
+};
+typedef config_loader loader;
 
 static void report(loader *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report(loader *l, const char *fmt, ...)
@@ -378,127 +363,149 @@ static const char *get(loader *l, const char *name)
     return v != NULL && *v != '\0' ? v : NULL;
 }
 
-/* Text variables take any non-empty value; the default is filled in by config_load. */
-static void load_text(loader *l, const char *name, char **out)
+/* ---- fields of struct config, addressed by the table ---------------------------------------- */
+
+static void *field_at(config *cfg, size_t offset)
 {
-    const char *v = get(l, name);
-    if (v != NULL)
-        *out = xstrdup(v);
+    return (char *)cfg + offset;
 }
 
-static void load_bool(loader *l, const char *name, bool def, bool *out)
+static const void *field_at_const(const config *cfg, size_t offset)
 {
-    const char *v = get(l, name);
-    *out = def;
-    if (v != NULL && config_parse_bool(v, out) != 0)
-        report(l, "%s must be a boolean (true/false, 1/0, t/f)", name);
+    return (const char *)cfg + offset;
 }
 
-/* below: the message suffix for values under min (CONFIG.md §3.2). */
-static void load_int(loader *l, const char *name, int64_t def, int64_t min, int64_t max,
-                     const char *below, int64_t *out)
+/* Replaces the string at offset by a copy of s (NULL allowed); the old one is freed. */
+static void store_str(config *cfg, size_t offset, const char *s)
 {
-    const char *v = get(l, name);
-    int64_t n = def;
-    *out = def;
-    if (v == NULL)
-        return;
-    if (config_parse_int64(v, &n) != 0)
-        report(l, "%s must be an integer", name);
-    else if (n < min)
-        report(l, "%s %s", name, below);
-    else if (n > max)
-        report(l, "%s must be at most %" PRId64, name, max);
+    char **p = field_at(cfg, offset);
+    free(*p);
+    *p = s != NULL ? xstrdup(s) : NULL;
+}
+
+/* Stores n into the variable's integer field (int or int64_t; n is within the row's range). */
+static void store_int(config *cfg, const config_var *var, int64_t n)
+{
+    if (var->type == CONFIG_FIELD_INT)
+        *(int *)field_at(cfg, var->field) = (int)n;
     else
-        *out = n;
+        *(int64_t *)field_at(cfg, var->field) = n;
 }
 
-static void load_duration(loader *l, const char *name, int64_t def, int64_t *out)
+static bool field_equal(const config *a, const config *b, size_t offset, config_field_type type)
 {
-    const char *v = get(l, name);
-    *out = def;
-    if (v != NULL && config_parse_duration(v, out) != 0)
-        report(l, "%s must be a positive duration (for example 10s, 1.5m, 300ms)", name);
-}
-
-static void load_database_url(loader *l, config *cfg)
-{
-    const char *v = get(l, "DATABASE_URL");
-    if (v == NULL) {
-        report(l, "DATABASE_URL is required");
-        return;
+    const void *pa = field_at_const(a, offset), *pb = field_at_const(b, offset);
+    switch (type) {
+    case CONFIG_FIELD_NONE:
+        return true;
+    case CONFIG_FIELD_STR: {
+        const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+        return sa == sb || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
     }
+    case CONFIG_FIELD_BOOL:
+        return *(const bool *)pa == *(const bool *)pb;
+    case CONFIG_FIELD_INT:
+        return *(const int *)pa == *(const int *)pb;
+    case CONFIG_FIELD_I64:
+        return *(const int64_t *)pa == *(const int64_t *)pb;
+    }
+    return false;
+}
+
+static void field_copy(config *to, const config *from, size_t offset, config_field_type type)
+{
+    switch (type) {
+    case CONFIG_FIELD_NONE:
+        break;
+    case CONFIG_FIELD_STR:
+        store_str(to, offset, *(char *const *)field_at_const(from, offset));
+        break;
+    case CONFIG_FIELD_BOOL:
+        *(bool *)field_at(to, offset) = *(const bool *)field_at_const(from, offset);
+        break;
+    case CONFIG_FIELD_INT:
+        *(int *)field_at(to, offset) = *(const int *)field_at_const(from, offset);
+        break;
+    case CONFIG_FIELD_I64:
+        *(int64_t *)field_at(to, offset) = *(const int64_t *)field_at_const(from, offset);
+        break;
+    }
+}
+
+/* ---- parsers of the variables with their own syntax (CONFIG_KIND_SPECIAL) -------------------- */
+
+/* CONFIG.md §3.6: checked with libpq's parser, without connecting. */
+static int parse_database_url(loader *l, const config_var *var, const char *v, config *cfg)
+{
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(v, &errmsg);
     if (opts == NULL) {
-        report(l, "DATABASE_URL is invalid"); /* libpq's message may quote the string: dropped */
+        report(l, "%s is invalid", var->name); /* libpq's message may quote the string: dropped */
         if (errmsg != NULL)
             PQfreemem(errmsg);
-        return;
+        return -1;
     }
     PQconninfoFree(opts);
-    cfg->database_url = xstrdup(v);
+    store_str(cfg, var->field, v);
+    return 0;
 }
 
-static void load_redis_url(loader *l, config *cfg)
+/* CONFIG.md §3.7: the raw URL and its decoded form (cfg->redis). */
+static int parse_redis_url(loader *l, const config_var *var, const char *v, config *cfg)
 {
-    const char *v = get(l, "REDIS_URL");
-    if (v == NULL) {
-        report(l, "REDIS_URL is required");
-        return;
-    }
     const char *reason = NULL;
+    config_redis_free(&cfg->redis);
     if (config_parse_redis_url(v, &cfg->redis, &reason) != 0) {
-        report(l, "REDIS_URL is invalid: %s", reason);
-        return;
+        report(l, "%s is invalid: %s", var->name, reason);
+        return -1;
     }
-    cfg->redis_url = xstrdup(v);
+    store_str(cfg, var->field, v);
+    return 0;
 }
 
-/* CONFIG.md §3.8: whitespace at either end is checked first, then control characters. */
-static void load_management_key(loader *l, config *cfg)
+/*
+ * CONFIG.md §3.8: whitespace at either end is checked first, then control characters. The
+ * table's default counts as "the default is in effect" (a warning at startup); the same text
+ * set explicitly does not.
+ */
+static int parse_management_key(loader *l, const config_var *var, const char *v, config *cfg)
 {
-    const char *v = get(l, "MANAGEMENT_API_KEY");
-    if (v == NULL)
-        return; /* default "change-me", filled in by config_load */
     size_t n = strlen(v);
     if (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t') {
-        report(l, "MANAGEMENT_API_KEY must not start or end with whitespace");
-        return;
+        report(l, "%s must not start or end with whitespace", var->name);
+        return -1;
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
         if (c < 0x20 || c == 0x7f) {
-            report(l, "MANAGEMENT_API_KEY must not contain control characters");
-            return;
+            report(l, "%s must not contain control characters", var->name);
+            return -1;
         }
     }
-    cfg->management_key = xstrdup(v);
-    cfg->management_key_is_default = false;
+    store_str(cfg, var->field, v);
+    cfg->management_key_is_default = l->defaults;
+    return 0;
 }
 
-static void load_app_host(loader *l, config *cfg)
+/* APP_HOST: an IPv4 or IPv6 literal. */
+static int parse_ip_literal(loader *l, const config_var *var, const char *v, config *cfg)
 {
-    const char *v = get(l, "APP_HOST");
-    if (v == NULL)
-        return; /* all interfaces */
     unsigned char buf[sizeof(struct in6_addr)];
     if (inet_pton(AF_INET, v, buf) != 1 && inet_pton(AF_INET6, v, buf) != 1) {
-        report(l, "APP_HOST must be an IP address");
-        return;
+        report(l, "%s must be an IP address", var->name);
+        return -1;
     }
-    cfg->app_host = xstrdup(v);
+    store_str(cfg, var->field, v);
+    return 0;
 }
 
 /*
  * METRICS_BIND (README, "Metrics"): "HOST:PORT", "[IPV6]:PORT" or ":PORT" (all interfaces);
- * the port must not be APP_PORT. Unset: GET /metrics is served on APP_PORT.
+ * the port must not be APP_PORT (read before it: the table's order). Sets the port (field) and
+ * the host (field2, NULL for all interfaces).
  */
-static void load_metrics_bind(loader *l, config *cfg)
+static int parse_metrics_bind(loader *l, const config_var *var, const char *v, config *cfg)
 {
-    const char *v = get(l, "METRICS_BIND");
-    if (v == NULL)
-        return;
     const char *colon = strrchr(v, ':');
     size_t hlen = colon != NULL ? (size_t)(colon - v) : 0;
     int bracketed = hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']';
@@ -513,54 +520,36 @@ static void load_metrics_bind(loader *l, config *cfg)
     if (colon == NULL || hlen >= sizeof(host) || (family == AF_INET6) != bracketed ||
         (host[0] != '\0' && inet_pton(family, host, buf) != 1) ||
         config_parse_int64(colon + 1, &port) != 0 || port < 1 || port > 65535) {
-        report(l, "METRICS_BIND must be HOST:PORT with an IP address and a port between 1 and "
-                  "65535");
-        return;
+        report(l, "%s must be HOST:PORT with an IP address and a port between 1 and 65535",
+               var->name);
+        return -1;
     }
     if (port == cfg->app_port) {
-        report(l, "METRICS_BIND must use a port other than APP_PORT");
-        return;
+        report(l, "%s must use a port other than APP_PORT", var->name);
+        return -1;
     }
-    cfg->metrics_port = (int)port;
-    cfg->metrics_host = host[0] != '\0' ? xstrdup(host) : NULL;
-}
-
-static void load_app_port(loader *l, config *cfg)
-{
-    const char *v = get(l, "APP_PORT");
-    int64_t n = 3004;
-    if (v != NULL && (config_parse_int64(v, &n) != 0 || n < 1 || n > 65535)) {
-        report(l, "APP_PORT must be an integer between 1 and 65535");
-        n = 3004;
-    }
-    cfg->app_port = (int)n;
-}
-
-static int64_t online_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : n;
+    store_int(cfg, var, port);
+    store_str(cfg, var->field2, host[0] != '\0' ? host : NULL);
+    return 0;
 }
 
 /* LOG_FORMAT: exactly "text" or "json". */
-static void load_log_format(loader *l, config *cfg)
+static int parse_log_format(loader *l, const config_var *var, const char *v, config *cfg)
 {
-    const char *v = get(l, "LOG_FORMAT");
-    cfg->log_format = LOG_FORMAT_TEXT;
-    if (v == NULL || strcmp(v, "text") == 0)
-        return;
-    if (strcmp(v, "json") == 0)
-        cfg->log_format = LOG_FORMAT_JSON;
-    else
-        report(l, "LOG_FORMAT must be json or text");
+    if (strcmp(v, "text") == 0) {
+        store_int(cfg, var, LOG_FORMAT_TEXT);
+    } else if (strcmp(v, "json") == 0) {
+        store_int(cfg, var, LOG_FORMAT_JSON);
+    } else {
+        report(l, "%s must be json or text", var->name);
+        return -1;
+    }
+    return 0;
 }
 
 /* NATS_URL: a comma-separated list of nats:// or tls:// URLs, each with a host. */
-static void load_nats_url(loader *l, config *cfg)
+static int parse_nats_url(loader *l, const config_var *var, const char *v, config *cfg)
 {
-    const char *v = get(l, "NATS_URL");
-    if (v == NULL)
-        return; /* NATS ingestion off */
     const char *p = v;
     for (;;) {
         const char *end = strchr(p, ',');
@@ -569,193 +558,288 @@ static void load_nats_url(loader *l, config *cfg)
                       : n > 6 && strncasecmp(p, "tls://", 6) == 0 ? 6
                                                                   : 0;
         if (skip == 0 || p[skip] == ':' || p[skip] == '/') {
-            report(l, "NATS_URL is invalid"); /* the URL may carry credentials: not quoted */
-            return;
+            report(l, "%s is invalid", var->name); /* may carry credentials: not quoted */
+            return -1;
         }
         if (end == NULL)
             break;
         p = end + 1;
     }
-    cfg->nats_url = xstrdup(v);
+    store_str(cfg, var->field, v);
+    return 0;
 }
 
 /* Stream and consumer names: what JetStream accepts in an API subject token. */
-static void load_nats_name(loader *l, const char *name, char **out)
+static int parse_nats_name(loader *l, const config_var *var, const char *v, config *cfg)
 {
-    const char *v = get(l, name);
-    if (v == NULL)
-        return; /* default filled in by config_load */
     size_t n = strlen(v);
     bool ok = n <= 255;
     for (size_t i = 0; ok && i < n; i++) {
         unsigned char c = (unsigned char)v[i];
         ok = c > 0x20 && c < 0x7f && c != '.' && c != '*' && c != '>';
     }
-    if (!ok)
-        report(l, "%s must be a NATS name (printable ASCII without '.', '*', '>' or spaces)", name);
-    else
-        *out = xstrdup(v);
+    if (!ok) {
+        report(l, "%s must be a NATS name (printable ASCII without '.', '*', '>' or spaces)",
+               var->name);
+        return -1;
+    }
+    store_str(cfg, var->field, v);
+    return 0;
 }
 
-/* A duration that may also be exactly "0" (off). */
-static void load_duration_or_zero(loader *l, const char *name, int64_t def, int64_t *out)
+/* HTTP_WORKERS' default: the online CPUs, within its range 1-256. */
+static int64_t online_cpus(void)
 {
-    const char *v = get(l, name);
-    *out = def;
-    if (v != NULL && strcmp(v, "0") == 0)
-        *out = 0;
-    else if (v != NULL && config_parse_duration(v, out) != 0)
-        report(l, "%s must be 0 or a positive duration (for example 5s, 500ms)", name);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : n;
 }
 
-/* Read by the server and by the seed (its demo events must be inside the retention). */
-static void load_sms_hourly_retention(loader *l, config *cfg)
-{
-    load_int(l, "SMS_HOURLY_RETENTION_DAYS", 90, 1, 36500, "must be at least 1",
-             &cfg->sms_hourly_retention_days);
-}
+/* ---- the table --------------------------------------------------------------------------------
+ *
+ * One row per variable, in the order errors are reported (CONFIG.md §2, then SMS.md §7). A row
+ * says which programs read the variable, its kind, its default (written once, here, as it would
+ * be written in the environment, and parsed like a value), its range, where it is stored and
+ * whether a reload may change it (restart_only: the master keeps the running value and logs
+ * that; config_keep_restart_only).
+ *
+ * Adding a variable is one row here (with its field in struct config, config.h). Its lines in
+ * deploy/analyticsd.env.example (a comment with "Default: <def>", "Needs a restart" when
+ * restart_only) are checked against this table by tests/unit/test_config.c, so they cannot
+ * drift. Only a new syntax needs a parse_* function above.
+ */
 
-/* SMS.md §7, in that order. */
-static void load_sms(loader *l, config *cfg)
+#define VAR(n, k)    .name = (n), .kind = CONFIG_KIND_##k
+#define FIELD(f, t)  .field = offsetof(config, f), .type = CONFIG_FIELD_##t
+#define FIELD2(f, t) .field2 = offsetof(config, f), .type2 = CONFIG_FIELD_##t
+#define SERVER       CONFIG_READ_BY(CONFIG_ROLE_SERVER)
+#define SEED         CONFIG_READ_BY(CONFIG_ROLE_SEED)
+#define ALL          (SERVER | CONFIG_READ_BY(CONFIG_ROLE_MIGRATE) | SEED)
+#define AT_LEAST_1   .below = "must be at least 1"
+
+/* clang-format off */
+const config_var config_vars[] = {
+    {VAR("APP_ENV", TEXT), .def = "development", .read_by = SERVER, FIELD(app_env, STR)},
+    {VAR("APP_PORT", PORT), .def = "3004", .read_by = SERVER, .restart_only = true,
+     FIELD(app_port, INT)},
+    {VAR("APP_HOST", SPECIAL), .parse = parse_ip_literal, .read_by = SERVER, .restart_only = true,
+     FIELD(app_host, STR)},
+    {VAR("METRICS_BIND", SPECIAL), .parse = parse_metrics_bind, .read_by = SERVER,
+     .restart_only = true, FIELD(metrics_port, INT), FIELD2(metrics_host, STR)},
+    {VAR("HTTP_WORKERS", INT), .def_fn = online_cpus, .min = 1, .max = 256, AT_LEAST_1,
+     .read_by = SERVER, FIELD(http_workers, INT)},
+    {VAR("APP_VERSION", TEXT), .def = "dev", .read_by = SERVER, FIELD(app_version, STR)},
+    {VAR("DATABASE_URL", SPECIAL), .parse = parse_database_url, .required = true, .read_by = ALL,
+     FIELD(database_url, STR)},
+    {VAR("REDIS_URL", SPECIAL), .parse = parse_redis_url, .required = true, .read_by = SERVER,
+     FIELD(redis_url, STR)},
+    {VAR("MANAGEMENT_API_KEY", SPECIAL), .parse = parse_management_key, .def = "change-me",
+     .read_by = SERVER, FIELD(management_key, STR)},
+    {VAR("APP_AUTO_MIGRATE", BOOL), .def = "true", .read_by = SERVER, FIELD(auto_migrate, BOOL)},
+    {VAR("APP_AUTO_SEED", BOOL), .def = "false", .read_by = SERVER, FIELD(auto_seed, BOOL)},
+    {VAR("MAX_REPORT_RANGE_DAYS", INT), .def = "366", .min = 1, .max = INT32_MAX,
+     .below = "must be positive", .read_by = SERVER, FIELD(max_report_range_days, I64)},
+    {VAR("RECOMPUTE_LOCK_TTL", DURATION), .def = "15m", .read_by = SERVER,
+     FIELD(recompute_lock_ttl_ns, I64)},
+    {VAR("RECOMPUTE_WORKERS", INT), .def = "1", .min = 1, .max = 64, AT_LEAST_1, .read_by = SERVER,
+     .restart_only = true, FIELD(recompute_workers, INT)},
+    {VAR("RECOMPUTE_QUEUE_SIZE", INT), .def = "64", .min = 1, .max = 65536, AT_LEAST_1,
+     .read_by = SERVER, .restart_only = true, FIELD(recompute_queue_size, INT)},
+    {VAR("RECOMPUTE_MAX_PENDING", INT), .def = "1000", .min = 1, .max = INT32_MAX, AT_LEAST_1,
+     .read_by = SERVER, FIELD(recompute_max_pending, I64)},
+    {VAR("RECOMPUTE_MAX_ATTEMPTS", INT), .def = "3", .min = 1, .max = 100, AT_LEAST_1,
+     .read_by = SERVER, FIELD(recompute_max_attempts, INT)},
+    {VAR("HTTP_READ_TIMEOUT", DURATION), .def = "10s", .read_by = SERVER,
+     FIELD(http_read_timeout_ns, I64)},
+    {VAR("HTTP_WRITE_TIMEOUT", DURATION), .def = "20s", .read_by = SERVER,
+     FIELD(http_write_timeout_ns, I64)},
+    {VAR("HTTP_SHUTDOWN_TIMEOUT", DURATION), .def = "15s", .read_by = SERVER,
+     FIELD(http_shutdown_timeout_ns, I64)},
+    {VAR("LOG_FORMAT", SPECIAL), .parse = parse_log_format, .def = "text", .read_by = SERVER,
+     .restart_only = true, FIELD(log_format, INT)},
+    {VAR("ACCESS_LOG", BOOL), .def = "false", .read_by = SERVER, FIELD(access_log, BOOL)},
+    /* Ours (issue 16): memory of each HTTP worker's local report copies (server/redistrack.h). */
+    {VAR("REPORT_LOCAL_CACHE_MB", INT), .def = "64", .min = 0, .max = 65536,
+     .below = "must be 0 or more", .read_by = SERVER, FIELD(report_local_cache_mb, I64)},
+    /* The seed program's own; before the SMS rows so the seed reports it before
+     * SMS_HOURLY_RETENTION_DAYS. */
+    {VAR("SEED_FORCE_RESET", BOOL), .def = "false", .read_by = SEED, FIELD(seed_force_reset, BOOL)},
+    /* SMS delivery analytics, SMS.md §7 */
+    {VAR("NATS_URL", SPECIAL), .parse = parse_nats_url, .read_by = SERVER, .restart_only = true,
+     FIELD(nats_url, STR)},
+    {VAR("NATS_CONSUMER", SPECIAL), .parse = parse_nats_name, .def = "analytics-service",
+     .read_by = SERVER, FIELD(nats_consumer, STR)},
+    {VAR("NATS_BILLING_STREAM", SPECIAL), .parse = parse_nats_name, .def = "BILLING",
+     .read_by = SERVER, FIELD(nats_billing_stream, STR)},
+    {VAR("NATS_DLR_STREAM", SPECIAL), .parse = parse_nats_name, .def = "SMS_DLR",
+     .read_by = SERVER, FIELD(nats_dlr_stream, STR)},
+    {VAR("NATS_CREATE_STREAMS", BOOL), .def = "false", .read_by = SERVER,
+     FIELD(nats_create_streams, BOOL)},
+    {VAR("INGEST_WORKERS", INT), .def = "1", .min = 1, .max = 64, AT_LEAST_1, .read_by = SERVER,
+     .restart_only = true, FIELD(ingest_workers, INT)},
+    {VAR("SMS_INGEST_BATCH", INT), .def = "500", .min = 1, .max = 10000, AT_LEAST_1,
+     .read_by = SERVER, FIELD(sms_ingest_batch, INT)},
+    {VAR("SMS_CACHE_TTL", DURATION_OR_ZERO), .def = "5s", .read_by = SERVER,
+     FIELD(sms_cache_ttl_ns, I64)},
+    {VAR("SMS_ROLLUP_INTERVAL", DURATION), .def = "60s", .read_by = SERVER,
+     FIELD(sms_rollup_interval_ns, I64)},
+    /* read by the seed too: its demo events must be inside the retention */
+    {VAR("SMS_HOURLY_RETENTION_DAYS", INT), .def = "90", .min = 1, .max = 36500, AT_LEAST_1,
+     .read_by = SERVER | SEED, FIELD(sms_hourly_retention_days, I64)},
+    {VAR("SMS_DAILY_RETENTION_DAYS", INT), .def = "365", .min = 1, .max = 36500, AT_LEAST_1,
+     .read_by = SERVER, FIELD(sms_daily_retention_days, I64)},
+    {VAR("SMS_DEDUPE_RETENTION", DURATION), .def = "48h", .read_by = SERVER,
+     FIELD(sms_dedupe_retention_ns, I64)},
+};
+/* clang-format on */
+const size_t config_var_count = ARRAY_LEN(config_vars);
+
+#undef VAR
+#undef FIELD
+#undef FIELD2
+#undef SERVER
+#undef SEED
+#undef ALL
+#undef AT_LEAST_1
+
+/* ---- config_load ------------------------------------------------------------------------------
+ */
+
+/*
+ * Parses v as the row's kind and stores it. Returns 0, or -1 after reporting one error; the
+ * fields then keep their previous value (the default).
+ */
+static int apply(loader *l, const config_var *var, const char *v, config *cfg)
 {
     int64_t n;
-    load_nats_url(l, cfg);
-    load_nats_name(l, "NATS_CONSUMER", &cfg->nats_consumer);
-    load_nats_name(l, "NATS_BILLING_STREAM", &cfg->nats_billing_stream);
-    load_nats_name(l, "NATS_DLR_STREAM", &cfg->nats_dlr_stream);
-    load_bool(l, "NATS_CREATE_STREAMS", false, &cfg->nats_create_streams);
-    load_int(l, "INGEST_WORKERS", 1, 1, 64, "must be at least 1", &n);
-    cfg->ingest_workers = (int)n;
-    load_int(l, "SMS_INGEST_BATCH", 500, 1, 10000, "must be at least 1", &n);
-    cfg->sms_ingest_batch = (int)n;
-    load_duration_or_zero(l, "SMS_CACHE_TTL", 5 * NS_PER_SEC, &cfg->sms_cache_ttl_ns);
-    load_duration(l, "SMS_ROLLUP_INTERVAL", 60 * NS_PER_SEC, &cfg->sms_rollup_interval_ns);
-    load_sms_hourly_retention(l, cfg);
-    load_int(l, "SMS_DAILY_RETENTION_DAYS", 365, 1, 36500, "must be at least 1",
-             &cfg->sms_daily_retention_days);
-    load_duration(l, "SMS_DEDUPE_RETENTION", 48 * 3600 * NS_PER_SEC, &cfg->sms_dedupe_retention_ns);
-}
-
-/* Every variable the server reads, in §2 order (SEED_FORCE_RESET is the seed's). */
-static void load_server(loader *l, config *cfg)
-{
-    int64_t n;
-    load_text(l, "APP_ENV", &cfg->app_env);
-    load_app_port(l, cfg);
-    load_app_host(l, cfg);
-    load_metrics_bind(l, cfg);
-    /* Below 1: "HTTP_WORKERS must be at least 1" (no message in §3.2; same form as the others). */
-    load_int(l, "HTTP_WORKERS", online_cpus(), 1, 256, "must be at least 1", &n);
-    cfg->http_workers = (int)n;
-    load_text(l, "APP_VERSION", &cfg->app_version);
-    load_database_url(l, cfg);
-    load_redis_url(l, cfg);
-    load_management_key(l, cfg);
-    load_bool(l, "APP_AUTO_MIGRATE", true, &cfg->auto_migrate);
-    load_bool(l, "APP_AUTO_SEED", false, &cfg->auto_seed);
-    load_int(l, "MAX_REPORT_RANGE_DAYS", 366, 1, INT32_MAX, "must be positive",
-             &cfg->max_report_range_days);
-    load_duration(l, "RECOMPUTE_LOCK_TTL", 15 * 60 * NS_PER_SEC, &cfg->recompute_lock_ttl_ns);
-    load_int(l, "RECOMPUTE_WORKERS", 1, 1, 64, "must be at least 1", &n);
-    cfg->recompute_workers = (int)n;
-    load_int(l, "RECOMPUTE_QUEUE_SIZE", 64, 1, 65536, "must be at least 1", &n);
-    cfg->recompute_queue_size = (int)n;
-    load_int(l, "RECOMPUTE_MAX_PENDING", 1000, 1, INT32_MAX, "must be at least 1",
-             &cfg->recompute_max_pending);
-    load_int(l, "RECOMPUTE_MAX_ATTEMPTS", 3, 1, 100, "must be at least 1", &n);
-    cfg->recompute_max_attempts = (int)n;
-    load_duration(l, "HTTP_READ_TIMEOUT", 10 * NS_PER_SEC, &cfg->http_read_timeout_ns);
-    load_duration(l, "HTTP_WRITE_TIMEOUT", 20 * NS_PER_SEC, &cfg->http_write_timeout_ns);
-    load_duration(l, "HTTP_SHUTDOWN_TIMEOUT", 15 * NS_PER_SEC, &cfg->http_shutdown_timeout_ns);
-    load_log_format(l, cfg);
-    load_bool(l, "ACCESS_LOG", false, &cfg->access_log);
-    load_int(l, "REPORT_LOCAL_CACHE_MB", 64, 0, 65536, "must be 0 or more",
-             &cfg->report_local_cache_mb);
-    load_sms(l, cfg);
+    bool b;
+    switch (var->kind) {
+    case CONFIG_KIND_TEXT:
+        store_str(cfg, var->field, v);
+        return 0;
+    case CONFIG_KIND_BOOL:
+        if (config_parse_bool(v, &b) != 0) {
+            report(l, "%s must be a boolean (true/false, 1/0, t/f)", var->name);
+            return -1;
+        }
+        *(bool *)field_at(cfg, var->field) = b;
+        return 0;
+    case CONFIG_KIND_INT:
+        if (config_parse_int64(v, &n) != 0)
+            report(l, "%s must be an integer", var->name);
+        else if (n < var->min)
+            report(l, "%s %s", var->name, var->below);
+        else if (n > var->max)
+            report(l, "%s must be at most %" PRId64, var->name, var->max);
+        else {
+            store_int(cfg, var, n);
+            return 0;
+        }
+        return -1;
+    case CONFIG_KIND_PORT:
+        if (config_parse_int64(v, &n) != 0 || n < 1 || n > 65535) {
+            report(l, "%s must be an integer between 1 and 65535", var->name);
+            return -1;
+        }
+        store_int(cfg, var, n);
+        return 0;
+    case CONFIG_KIND_DURATION:
+        if (config_parse_duration(v, &n) != 0) {
+            report(l, "%s must be a positive duration (for example 10s, 1.5m, 300ms)", var->name);
+            return -1;
+        }
+        store_int(cfg, var, n);
+        return 0;
+    case CONFIG_KIND_DURATION_OR_ZERO:
+        if (strcmp(v, "0") == 0) {
+            n = 0;
+        } else if (config_parse_duration(v, &n) != 0) {
+            report(l, "%s must be 0 or a positive duration (for example 5s, 500ms)", var->name);
+            return -1;
+        }
+        store_int(cfg, var, n);
+        return 0;
+    case CONFIG_KIND_SPECIAL:
+        return var->parse(l, var, v, cfg);
+    }
+    return -1;
 }
 
 /*
- * Every scalar gets its default first (strings after loading), so roles that do not read a
- * variable still see its default.
+ * Every variable gets its default first, whatever the role reads, through the same parser as a
+ * value. A default the parser rejects is a bug in the table: abort.
  */
 static void set_defaults(config *cfg)
 {
+    loader l = {{NULL, NULL}, stderr, 0, true};
     memset(cfg, 0, sizeof(*cfg));
-    cfg->app_port = 3004;
-    cfg->http_workers = (int)online_cpus();
-    cfg->management_key_is_default = true;
-    cfg->auto_migrate = true;
-    cfg->auto_seed = false;
-    cfg->max_report_range_days = 366;
-    cfg->recompute_lock_ttl_ns = 15 * 60 * NS_PER_SEC;
-    cfg->recompute_workers = 1;
-    cfg->recompute_queue_size = 64;
-    cfg->recompute_max_pending = 1000;
-    cfg->recompute_max_attempts = 3;
-    cfg->http_read_timeout_ns = 10 * NS_PER_SEC;
-    cfg->http_write_timeout_ns = 20 * NS_PER_SEC;
-    cfg->http_shutdown_timeout_ns = 15 * NS_PER_SEC;
-    cfg->log_format = LOG_FORMAT_TEXT;
-    cfg->access_log = false;
-    cfg->report_local_cache_mb = 64;
-    cfg->seed_force_reset = false;
-    cfg->nats_create_streams = false;
-    cfg->ingest_workers = 1;
-    cfg->sms_ingest_batch = 500;
-    cfg->sms_cache_ttl_ns = 5 * NS_PER_SEC;
-    cfg->sms_rollup_interval_ns = 60 * NS_PER_SEC;
-    cfg->sms_hourly_retention_days = 90;
-    cfg->sms_daily_retention_days = 365;
-    cfg->sms_dedupe_retention_ns = 48 * 3600 * NS_PER_SEC;
+    for (size_t i = 0; i < config_var_count; i++) {
+        const config_var *var = &config_vars[i];
+        if (var->def != NULL)
+            apply(&l, var, var->def, cfg);
+        else if (var->def_fn != NULL)
+            store_int(cfg, var, var->def_fn());
+    }
+    if (l.errors != 0)
+        abort();
 }
 
 int config_load(config *cfg, config_role role, config_source src, FILE *err)
 {
-    loader l = {src, err, 0};
+    loader l = {src, err, 0, false};
     set_defaults(cfg);
-    switch (role) {
-    case CONFIG_ROLE_SERVER:
-        load_server(&l, cfg);
-        break;
-    case CONFIG_ROLE_MIGRATE:
-        load_database_url(&l, cfg);
-        break;
-    case CONFIG_ROLE_SEED:
-        load_database_url(&l, cfg);
-        load_bool(&l, "SEED_FORCE_RESET", false, &cfg->seed_force_reset);
-        load_sms_hourly_retention(&l, cfg);
-        break;
+    for (size_t i = 0; i < config_var_count; i++) {
+        const config_var *var = &config_vars[i];
+        if ((var->read_by & CONFIG_READ_BY(role)) == 0)
+            continue; /* CONFIG.md §1: not read, not validated */
+        const char *v = get(&l, var->name);
+        if (v != NULL)
+            apply(&l, var, v, cfg);
+        else if (var->required)
+            report(&l, "%s is required", var->name);
     }
-    if (cfg->app_env == NULL)
-        cfg->app_env = xstrdup("development");
-    if (cfg->app_version == NULL)
-        cfg->app_version = xstrdup("dev");
-    if (cfg->management_key == NULL)
-        cfg->management_key = xstrdup("change-me");
-    if (cfg->nats_consumer == NULL)
-        cfg->nats_consumer = xstrdup("analytics-service");
-    if (cfg->nats_billing_stream == NULL)
-        cfg->nats_billing_stream = xstrdup("BILLING");
-    if (cfg->nats_dlr_stream == NULL)
-        cfg->nats_dlr_stream = xstrdup("SMS_DLR");
     fflush(err);
     return l.errors == 0 ? 0 : -1;
 }
 
+int config_keep_restart_only(const config *running, config *next,
+                             void (*changed)(const config_var *var, void *ctx), void *ctx)
+{
+    int n = 0;
+    for (size_t i = 0; i < config_var_count; i++) {
+        const config_var *var = &config_vars[i];
+        if (!var->restart_only)
+            continue;
+        if (field_equal(running, next, var->field, var->type) &&
+            field_equal(running, next, var->field2, var->type2))
+            continue;
+        if (changed != NULL)
+            changed(var, ctx);
+        n++;
+        field_copy(next, running, var->field, var->type);
+        field_copy(next, running, var->field2, var->type2);
+    }
+    return n;
+}
+
+const config_var *config_var_find(const char *name)
+{
+    for (size_t i = 0; i < config_var_count; i++) {
+        if (strcmp(config_vars[i].name, name) == 0)
+            return &config_vars[i];
+    }
+    return NULL;
+}
+
 void config_free(config *cfg)
 {
-    free(cfg->app_env);
-    free(cfg->app_host);
-    free(cfg->metrics_host);
-    free(cfg->app_version);
-    free(cfg->database_url);
-    free(cfg->redis_url);
+    for (size_t i = 0; i < config_var_count; i++) {
+        const config_var *var = &config_vars[i];
+        if (var->type == CONFIG_FIELD_STR)
+            free(*(char **)field_at(cfg, var->field));
+        if (var->type2 == CONFIG_FIELD_STR)
+            free(*(char **)field_at(cfg, var->field2));
+    }
     config_redis_free(&cfg->redis);
-    free(cfg->management_key);
-    free(cfg->nats_url);
-    free(cfg->nats_consumer);
-    free(cfg->nats_billing_stream);
-    free(cfg->nats_dlr_stream);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -10,6 +10,7 @@
 #define ANALYTICSD_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -25,48 +26,103 @@ typedef struct config_redis {
     char *password; /* percent-decoded; NULL when absent (then no AUTH) */
 } config_redis;
 
+/*
+ * The parsed variables. Defaults, ranges and the programs that read each one are in the table
+ * of config.c (config_vars), nowhere else; a field a program does not read holds its default.
+ */
 typedef struct config {
-    char *app_env;        /* APP_ENV, default "development" */
-    int app_port;         /* APP_PORT, default 3004 */
-    char *app_host;       /* APP_HOST, NULL = all interfaces */
-    int metrics_port;     /* METRICS_BIND port; 0 (default) = GET /metrics on APP_PORT */
-    char *metrics_host;   /* METRICS_BIND host, NULL = all interfaces */
-    int http_workers;     /* HTTP_WORKERS, default = online CPUs */
-    char *app_version;    /* APP_VERSION, default "dev" */
-    char *database_url;   /* DATABASE_URL, required by every role */
-    char *redis_url;      /* REDIS_URL (raw), required by the server */
-    config_redis redis;   /* REDIS_URL decoded (server only) */
-    char *management_key; /* MANAGEMENT_API_KEY, default "change-me" */
-    bool management_key_is_default;
-    bool auto_migrate;                /* APP_AUTO_MIGRATE, default true */
-    bool auto_seed;                   /* APP_AUTO_SEED, default false */
-    int64_t max_report_range_days;    /* MAX_REPORT_RANGE_DAYS, default 366 */
-    int64_t recompute_lock_ttl_ns;    /* RECOMPUTE_LOCK_TTL, default 15m */
-    int recompute_workers;            /* RECOMPUTE_WORKERS, default 1 */
-    int recompute_queue_size;         /* RECOMPUTE_QUEUE_SIZE, default 64 */
-    int64_t recompute_max_pending;    /* RECOMPUTE_MAX_PENDING, default 1000 */
-    int recompute_max_attempts;       /* RECOMPUTE_MAX_ATTEMPTS, default 3 */
-    int64_t http_read_timeout_ns;     /* HTTP_READ_TIMEOUT, default 10s */
-    int64_t http_write_timeout_ns;    /* HTTP_WRITE_TIMEOUT, default 20s */
-    int64_t http_shutdown_timeout_ns; /* HTTP_SHUTDOWN_TIMEOUT, default 15s */
-    int log_format;                   /* LOG_FORMAT (log_format of log.h), default text */
-    bool access_log;                  /* ACCESS_LOG, default false */
-    int64_t report_local_cache_mb;    /* REPORT_LOCAL_CACHE_MB, default 64, 0 = no local copies */
-    bool seed_force_reset;            /* SEED_FORCE_RESET (seed only), default false */
+    char *app_env;                    /* APP_ENV */
+    int app_port;                     /* APP_PORT */
+    char *app_host;                   /* APP_HOST, NULL = all interfaces */
+    int metrics_port;                 /* METRICS_BIND port; 0 (unset) = GET /metrics on APP_PORT */
+    char *metrics_host;               /* METRICS_BIND host, NULL = all interfaces */
+    int http_workers;                 /* HTTP_WORKERS */
+    char *app_version;                /* APP_VERSION */
+    char *database_url;               /* DATABASE_URL, required by every role */
+    char *redis_url;                  /* REDIS_URL (raw), required by the server */
+    config_redis redis;               /* REDIS_URL decoded (server only) */
+    char *management_key;             /* MANAGEMENT_API_KEY */
+    bool management_key_is_default;   /* the table's default is in effect */
+    bool auto_migrate;                /* APP_AUTO_MIGRATE */
+    bool auto_seed;                   /* APP_AUTO_SEED */
+    int64_t max_report_range_days;    /* MAX_REPORT_RANGE_DAYS */
+    int64_t recompute_lock_ttl_ns;    /* RECOMPUTE_LOCK_TTL */
+    int recompute_workers;            /* RECOMPUTE_WORKERS */
+    int recompute_queue_size;         /* RECOMPUTE_QUEUE_SIZE */
+    int64_t recompute_max_pending;    /* RECOMPUTE_MAX_PENDING */
+    int recompute_max_attempts;       /* RECOMPUTE_MAX_ATTEMPTS */
+    int64_t http_read_timeout_ns;     /* HTTP_READ_TIMEOUT */
+    int64_t http_write_timeout_ns;    /* HTTP_WRITE_TIMEOUT */
+    int64_t http_shutdown_timeout_ns; /* HTTP_SHUTDOWN_TIMEOUT */
+    int log_format;                   /* LOG_FORMAT (log_format of log.h) */
+    bool access_log;                  /* ACCESS_LOG */
+    int64_t report_local_cache_mb;    /* REPORT_LOCAL_CACHE_MB (64, 0 = no local copies) */
+    bool seed_force_reset;            /* SEED_FORCE_RESET (seed only) */
     /* SMS delivery analytics (SMS.md §4, §7) */
     char *nats_url;                    /* NATS_URL, NULL = NATS ingestion off */
-    char *nats_consumer;               /* NATS_CONSUMER, default "analytics-service" */
-    char *nats_billing_stream;         /* NATS_BILLING_STREAM, default "BILLING" */
-    char *nats_dlr_stream;             /* NATS_DLR_STREAM, default "SMS_DLR" */
-    bool nats_create_streams;          /* NATS_CREATE_STREAMS, default false */
-    int ingest_workers;                /* INGEST_WORKERS, default 1 (only when nats_url is set) */
-    int sms_ingest_batch;              /* SMS_INGEST_BATCH, default 500 */
-    int64_t sms_cache_ttl_ns;          /* SMS_CACHE_TTL, default 5s, 0 = no caching */
-    int64_t sms_rollup_interval_ns;    /* SMS_ROLLUP_INTERVAL, default 60s */
-    int64_t sms_hourly_retention_days; /* SMS_HOURLY_RETENTION_DAYS, default 90 */
-    int64_t sms_daily_retention_days;  /* SMS_DAILY_RETENTION_DAYS, default 365 */
-    int64_t sms_dedupe_retention_ns;   /* SMS_DEDUPE_RETENTION, default 48h */
+    char *nats_consumer;               /* NATS_CONSUMER */
+    char *nats_billing_stream;         /* NATS_BILLING_STREAM */
+    char *nats_dlr_stream;             /* NATS_DLR_STREAM */
+    bool nats_create_streams;          /* NATS_CREATE_STREAMS */
+    int ingest_workers;                /* INGEST_WORKERS (only when nats_url is set) */
+    int sms_ingest_batch;              /* SMS_INGEST_BATCH */
+    int64_t sms_cache_ttl_ns;          /* SMS_CACHE_TTL, 0 = no caching */
+    int64_t sms_rollup_interval_ns;    /* SMS_ROLLUP_INTERVAL */
+    int64_t sms_hourly_retention_days; /* SMS_HOURLY_RETENTION_DAYS */
+    int64_t sms_daily_retention_days;  /* SMS_DAILY_RETENTION_DAYS */
+    int64_t sms_dedupe_retention_ns;   /* SMS_DEDUPE_RETENTION */
 } config;
+
+/* ---- the table of variables (config.c) ---- */
+
+/* Which programs read a variable (CONFIG.md §1): one bit per config_role. */
+#define CONFIG_READ_BY(role) (1u << (role))
+
+typedef enum {
+    CONFIG_KIND_TEXT,             /* any non-empty value */
+    CONFIG_KIND_BOOL,             /* CONFIG.md §3.3 */
+    CONFIG_KIND_INT,              /* §3.4, then min..max ("below" is the message under min) */
+    CONFIG_KIND_PORT,             /* 1-65535, one message for every failure */
+    CONFIG_KIND_DURATION,         /* §3.5, > 0, in ns */
+    CONFIG_KIND_DURATION_OR_ZERO, /* a duration, or exactly "0" (off) */
+    CONFIG_KIND_SPECIAL,          /* its own parser (addresses, URLs, the key, names, formats) */
+} config_kind;
+
+/* The C type of a field of struct config a variable is stored in. */
+typedef enum {
+    CONFIG_FIELD_NONE, /* no (second) field */
+    CONFIG_FIELD_STR,  /* char *, owned by the config */
+    CONFIG_FIELD_BOOL,
+    CONFIG_FIELD_INT,
+    CONFIG_FIELD_I64,
+} config_field_type;
+
+typedef struct config_loader config_loader;
+typedef struct config_var config_var;
+
+struct config_var {
+    const char *name;
+    config_kind kind;
+    const char *def;         /* default, as written in the environment; NULL: none or def_fn */
+    int64_t (*def_fn)(void); /* a default computed at load time (HTTP_WORKERS) */
+    int64_t min, max;        /* CONFIG_KIND_INT */
+    const char *below;       /* CONFIG_KIND_INT: "<NAME> <below>" under min */
+    unsigned read_by;        /* CONFIG_READ_BY bits */
+    bool required;           /* unset or empty: "<NAME> is required" */
+    bool restart_only;       /* a reload keeps the running value (config_keep_restart_only) */
+    size_t field;            /* offsetof(config, ...) */
+    config_field_type type;
+    size_t field2; /* a second field the variable sets (METRICS_BIND's host), type2 NONE if none */
+    config_field_type type2;
+    /* CONFIG_KIND_SPECIAL: parses and stores v; 0, or -1 after reporting one error. */
+    int (*parse)(config_loader *l, const config_var *var, const char *v, config *cfg);
+};
+
+extern const config_var config_vars[]; /* in error-report order */
+extern const size_t config_var_count;
+
+/* The row of the variable called name, or NULL. */
+const config_var *config_var_find(const char *name);
 
 /*
  * Where variable values come from: lookup(ctx, name) returns the value or NULL when unset.
@@ -89,6 +145,15 @@ int config_load(config *cfg, config_role role, config_source src, FILE *err);
 
 /* Frees every string the config owns and zeroes it. Safe on a zeroed or partial config. */
 void config_free(config *cfg);
+
+/*
+ * The reload diff: for every restart-only variable whose value differs between the running
+ * config and the next one, calls changed(var, ctx) (may be NULL) and puts the running value
+ * into next, so the new HTTP workers see what the rest of the service was started with.
+ * Returns the number of such variables. Cannot fail (OOM aborts).
+ */
+int config_keep_restart_only(const config *running, config *next,
+                             void (*changed)(const config_var *var, void *ctx), void *ctx);
 
 /* Single-value parsers (CONFIG.md §3.3–3.5, §3.7); each returns 0 on success, -1 if invalid. */
 int config_parse_bool(const char *s, bool *out);

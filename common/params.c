@@ -7,69 +7,14 @@
 
 #include <string.h>
 
-/* True when p[0..n) has no ';' and every '%' is followed by two hex digits. */
-static bool piece_valid(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == ';')
-            return false;
-        if (p[i] == '%') {
-            if (n - i < 3 || text_hex_value((unsigned char)p[i + 1]) < 0 ||
-                text_hex_value((unsigned char)p[i + 2]) < 0)
-                return false;
-            i += 2;
-        }
-    }
-    return true;
-}
-
-/* Decodes the valid component p[0..n) into out; returns the decoded length. */
-static size_t decode(const char *p, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '+') {
-            out[o++] = ' ';
-        } else if (p[i] == '%') {
-            out[o++] = (char)(text_hex_value((unsigned char)p[i + 1]) * 16 +
-                              text_hex_value((unsigned char)p[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = p[i];
-        }
-    }
-    return o;
-}
-
-/* True when the valid component p[0..n) decodes to exactly name[0..name_len). */
-static bool decoded_equals(const char *p, size_t n, const char *name, size_t name_len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++, o++) {
-        char c;
-        if (p[i] == '+') {
-            c = ' ';
-        } else if (p[i] == '%') {
-            c = (char)(text_hex_value((unsigned char)p[i + 1]) * 16 +
-                       text_hex_value((unsigned char)p[i + 2]));
-            i += 2;
-        } else {
-            c = p[i];
-        }
-        if (o >= name_len || name[o] != c)
-            return false;
-    }
-    return o == name_len;
-}
-
-/* One valid, non-empty piece of a query string, still encoded. */
+/* One non-empty piece of a query string without ';', still encoded. */
 typedef struct raw_piece {
     const char *name, *value; /* value NULL when the piece has no '=' */
     size_t name_len, value_len;
 } raw_piece;
 
-/* Moves *pos past the next valid non-empty piece of qs and describes it in *p; returns false
- * when there is none left. */
+/* Moves *pos past the next non-empty piece of qs without ';' and describes it in *p; returns
+ * false when there is none left. Escapes are checked when the piece is decoded. */
 static bool next_piece(const char *qs, size_t qs_len, size_t *pos, raw_piece *p)
 {
     while (*pos < qs_len) {
@@ -77,7 +22,7 @@ static bool next_piece(const char *qs, size_t qs_len, size_t *pos, raw_piece *p)
         const char *amp = memchr(piece, '&', qs_len - *pos);
         size_t n = amp ? (size_t)(amp - piece) : qs_len - *pos;
         *pos += n + 1;
-        if (n == 0 || !piece_valid(piece, n))
+        if (n == 0 || memchr(piece, ';', n) != NULL)
             continue;
         const char *eq = memchr(piece, '=', n);
         p->name = piece;
@@ -87,19 +32,6 @@ static bool next_piece(const char *qs, size_t qs_len, size_t *pos, raw_piece *p)
         return true;
     }
     return false;
-}
-
-int query_get(const char *qs, size_t qs_len, const char *name, char *buf, size_t *out_len)
-{
-    size_t name_len = strlen(name), pos = 0;
-    raw_piece p;
-    while (next_piece(qs, qs_len, &pos, &p)) {
-        if (!decoded_equals(p.name, p.name_len, name, name_len))
-            continue;
-        *out_len = p.value != NULL ? decode(p.value, p.value_len, buf) : 0;
-        return 1;
-    }
-    return 0;
 }
 
 size_t query_piece_bound(const char *qs, size_t qs_len)
@@ -116,13 +48,17 @@ size_t query_parse(const char *qs, size_t qs_len, query_param *out, char *buf)
     size_t count = 0, pos = 0, used = 0;
     raw_piece p;
     while (next_piece(qs, qs_len, &pos, &p)) {
-        query_param *q = &out[count++];
+        query_param *q = &out[count];
         q->name = buf + used;
-        q->name_len = decode(p.name, p.name_len, buf + used);
-        used += q->name_len;
-        q->value = buf + used;
-        q->value_len = p.value != NULL ? decode(p.value, p.value_len, buf + used) : 0;
-        used += q->value_len;
+        if (text_percent_decode(p.name, p.name_len, true, buf + used, &q->name_len) != 0)
+            continue; /* a malformed escape drops the whole piece */
+        q->value = buf + used + q->name_len;
+        q->value_len = 0;
+        if (p.value != NULL && text_percent_decode(p.value, p.value_len, true,
+                                                   buf + used + q->name_len, &q->value_len) != 0)
+            continue;
+        used += q->name_len + q->value_len;
+        count++;
     }
     return count;
 }
@@ -220,48 +156,5 @@ int uuid_parse(const char *s, size_t len, char out[37])
     if (i != end)
         return -1;
     out[o] = '\0';
-    return 0;
-}
-
-/* True when p starts with "bearer " in any ASCII case (p holds at least 7 bytes). */
-static bool has_bearer_prefix(const char *p)
-{
-    static const char want[] = "bearer ";
-    for (size_t i = 0; i < 7; i++) {
-        char c = p[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != want[i])
-            return false;
-    }
-    return true;
-}
-
-int auth_candidate(const char *x_key, size_t x_len, const char *authz, size_t authz_len,
-                   const char **out, size_t *out_len)
-{
-    size_t start = 0, n = 0;
-    const char *src = NULL;
-    if (x_key != NULL) {
-        text_trim(x_key, x_len, &start, &n);
-        src = x_key;
-    }
-    if (n == 0 && authz != NULL) {
-        text_trim(authz, authz_len, &start, &n);
-        src = authz;
-    }
-    if (n == 0)
-        return -1;
-    const char *c = src + start;
-    if (n >= 7 && has_bearer_prefix(c)) {
-        size_t s2, n2;
-        text_trim(c + 7, n - 7, &s2, &n2);
-        c += 7 + s2;
-        n = n2;
-        if (n == 0)
-            return -1;
-    }
-    *out = c;
-    *out_len = n;
     return 0;
 }

@@ -1,8 +1,8 @@
 /*
- * common/params.h: request input rules of API.md §2.1, §2.4, §2.5, §3 (steps 1–2) and §4.7:
- * query-string lookup, integer and window parameters, the UUID path form and the management
- * key candidate. Pure functions, no allocation; used by the HTTP workers. The text rules
- * (trimming, blank, matchable, requested_by) live in textutil.h, included here.
+ * common/params.h: request input rules of API.md §2.1, §2.4, §2.5 and §4.7: the query-string
+ * parser, integer and window parameters and the UUID path form (the management key candidate of
+ * §3 is server/http_auth.h's). Pure functions, no allocation; used by the HTTP workers. The
+ * text rules (trimming, blank, matchable, requested_by) live in textutil.h, included here.
  */
 #ifndef ANALYTICSD_PARAMS_H
 #define ANALYTICSD_PARAMS_H
@@ -12,17 +12,6 @@
 #include <stdint.h>
 
 #include "common/textutil.h"
-
-/*
- * API.md §2.1. Looks in the raw query string qs[0..qs_len) (without the '?') for the first
- * piece whose decoded name equals the NUL-terminated `name` (byte-exact, case-sensitive).
- * Pieces are split on '&'; empty pieces are skipped; a piece without '=' has an empty value;
- * '+' decodes to a space and %XX (either hex case) to a byte; a piece containing ';' or a
- * malformed '%' escape (in its name or value) is ignored entirely. On a match, decodes the
- * value into buf (which must hold at least qs_len bytes; no NUL is added), sets *out_len and
- * returns 1. Returns 0 when no valid piece has that name (buf/out_len untouched).
- */
-int query_get(const char *qs, size_t qs_len, const char *name, char *buf, size_t *out_len);
 
 /* One decoded piece of a query string (query_parse). */
 typedef struct query_param {
@@ -34,14 +23,18 @@ typedef struct query_param {
 size_t query_piece_bound(const char *qs, size_t qs_len);
 
 /*
- * API.md §2.1 for handlers that read many parameters: decodes every valid piece of qs, in
- * order, under the same rules as query_get, into out[] (room for query_piece_bound entries),
- * with the decoded names and values written to buf (room for qs_len bytes). Returns the number
- * of entries. query_find on the result answers exactly what query_get would.
+ * API.md §2.1, the one query-string parser. Decodes every valid piece of the raw query string
+ * qs[0..qs_len) (without the '?'), in order, into out[] (room for query_piece_bound entries),
+ * with the decoded names and values written to buf (room for qs_len bytes). Pieces are split on
+ * '&'; empty pieces are skipped; a piece without '=' has an empty value; '+' decodes to a space
+ * and %XX (either hex case, textutil.h) to a byte; a piece containing ';' or a malformed '%'
+ * escape (in its name or value) is left out entirely. Returns the number of entries. Cannot
+ * fail.
  */
 size_t query_parse(const char *qs, size_t qs_len, query_param *out, char *buf);
 
-/* The first entry of params[0..n) whose name equals the NUL-terminated name, or NULL. */
+/* The first entry of params[0..n) whose name equals the NUL-terminated name (byte-exact,
+ * case-sensitive), or NULL. */
 const query_param *query_find(const query_param *params, size_t n, const char *name);
 
 typedef enum { PARAM_INT_DEFAULT, PARAM_INT_SET } param_int_status;
@@ -68,16 +61,5 @@ int param_window(const char *v, size_t len, const char **out);
  * have been partly written).
  */
 int uuid_parse(const char *s, size_t len, char out[37]);
-
-/*
- * API.md §3 steps 1–2. x_key/authz are the first X-Management-Key and Authorization header
- * values (NULL = header absent). The candidate is the trimmed X-Management-Key if not blank,
- * else the trimmed Authorization; a leading "bearer " (ASCII case-insensitive, one space) is
- * removed and the rest trimmed again. Sets *out and *out_len to the candidate (pointing into the
- * chosen header value) and returns 0; returns -1 when the candidate is blank (authentication
- * fails). The caller compares in constant time.
- */
-int auth_candidate(const char *x_key, size_t x_len, const char *authz, size_t authz_len,
-                   const char **out, size_t *out_len);
 
 #endif

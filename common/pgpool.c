@@ -6,10 +6,16 @@
  * CLOEXEC copy of PQsocket with H2O_SOCKET_FLAG_DONT_READ, so h2o only reports readiness and
  * libpq does the I/O. The h2o socket is always closed before PQfinish (each closes its own fd).
  * A connection runs one statement at a time; `done` says who consumes its result (session
- * setup, LISTEN, a user query, a ROLLBACK). Requests that find no idle connection wait in a
- * FIFO; pump() hands them to idle connections and opens new ones. Every request carries one
- * h2o timeout entry: its deadline, or, once decided, a zero-delay entry that delivers the
- * outcome from the loop (callbacks never run inside the call that registered them).
+ * setup, a user query, a ROLLBACK). Requests that find no idle connection wait in a FIFO;
+ * pump() hands them to idle connections and opens new ones. Every request carries one h2o
+ * timeout entry: its deadline, or, once decided, a zero-delay entry that delivers the outcome
+ * from the loop (callbacks never run inside the call that registered them).
+ *
+ * Causes (pgpool_status): a statement's consumer gets PGPOOL_OK or PGPOOL_STATEMENT_ERROR from
+ * conn_collect (the first error result is kept for it); query_done turns an error into
+ * PGPOOL_UNAVAILABLE when the connection went bad with it. A request's deadline gives
+ * PGPOOL_TIMEOUT (on_query_deadline); every other failure (no connection, back-off, lost or
+ * broken connection, send failure) is PGPOOL_UNAVAILABLE.
  *
  * Log context: a request carries the log request id that was current when it was submitted
  * (log.h; the HTTP request it works for) and restores it while its callback runs and while a
@@ -27,21 +33,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define BACKOFF_MIN_MS        100
-#define BACKOFF_MAX_MS        1000
-#define LISTEN_BACKOFF_MIN_MS 500
-#define LISTEN_BACKOFF_MAX_MS 5000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 1000
 
 enum conn_state { CS_CONNECTING, CS_SETUP, CS_READY, CS_BROKEN };
 /* POOLED: idle or running a pgpool_exec/ping; SESSION: acquired by a caller; RESETTING: a
- * released session running its ROLLBACK; LISTENER: dedicated LISTEN connection. */
-enum conn_role { CR_POOLED, CR_SESSION, CR_RESETTING, CR_LISTENER };
+ * released session running its ROLLBACK. */
+enum conn_role { CR_POOLED, CR_SESSION, CR_RESETTING };
 enum query_kind { QK_EXEC, QK_ACQUIRE, QK_PING };
 /* QUEUED: in the wait queue; INFLIGHT: statement sent on q->conn; DEFERRED: outcome decided,
  * delivered from a zero-delay timeout; DELIVERING: its callback is running. */
 enum query_state { QS_QUEUED, QS_INFLIGHT, QS_DEFERRED, QS_DELIVERING };
 
-typedef void (*stmt_done_fn)(pgpool_conn *c, PGresult *res);
+/* st: PGPOOL_OK with the final result, or PGPOOL_STATEMENT_ERROR with the first error result;
+ * res is the consumer's to PQclear. */
+typedef void (*stmt_done_fn)(pgpool_conn *c, pgpool_status st, PGresult *res);
 
 typedef struct pgpool_timeout {
     struct pgpool_timeout *next;
@@ -49,32 +55,19 @@ typedef struct pgpool_timeout {
     h2o_timeout_t t;
 } pgpool_timeout;
 
-typedef struct pgpool_listener {
-    h2o_linklist_t link; /* pool->listeners */
-    pgpool *pool;
-    char *channel;
-    pgpool_notify_cb on_notify;
-    pgpool_reconnect_cb on_reconnect;
-    void *data;
-    pgpool_conn *conn; /* NULL while waiting to retry */
-    uint64_t backoff_ms;
-    h2o_timeout_entry_t retry;
-} pgpool_listener;
-
 struct pgpool_conn {
     h2o_linklist_t link;      /* pool->conns (every connection, until freed) */
     h2o_linklist_t idle_link; /* pool->idle */
     pgpool *pool;
-    pgpool_listener *listener;
     PGconn *pg;
     h2o_socket_t *sock;
     dev_t sock_dev; /* identity of the socket that sock watches */
     ino_t sock_ino;
     enum conn_state state;
     enum conn_role role;
-    stmt_done_fn done; /* statement in flight, NULL when idle */
-    PGresult *res;     /* last good result of the statement in flight */
-    int res_failed;
+    stmt_done_fn done;         /* statement in flight, NULL when idle */
+    PGresult *res;             /* last good result, or the first error result, of that statement */
+    int res_failed;            /* res is an error result */
     pgpool_query *q;           /* user statement in flight (or decided, on a broken session) */
     int releasing;             /* session released while its statement was in flight */
     h2o_timeout_entry_t timer; /* connect limit, or ROLLBACK deadline */
@@ -107,10 +100,10 @@ struct pgpool {
     uint64_t connect_ms;
     uint64_t deadline_ms;
     size_t max_conns, max_queue;
-    size_t nconns;     /* pooled connections open or opening (not listeners, not broken) */
+    size_t nconns;     /* pooled connections open or opening (not broken) */
     size_t connecting; /* of which still connecting or running the setup */
     size_t queue_len;
-    h2o_linklist_t conns, idle, queue, queries, listeners;
+    h2o_linklist_t conns, idle, queue, queries;
     unsigned fail_streak;
     uint64_t retry_at; /* no new connection attempt before this (h2o_now ms) */
     pgpool_timeout *timeouts;
@@ -119,7 +112,6 @@ struct pgpool {
 static void pump(pgpool *p);
 static void conn_abandon(pgpool_conn *c);
 static void connect_failed(pgpool_conn *c, const char *why);
-static void listener_retry(pgpool_listener *l);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -216,8 +208,9 @@ static void query_free(pgpool_query *q)
     free(q);
 }
 
-/* Calls q's callback (unless cancelled), then frees q. res stays the caller's. */
-static void query_finish(pgpool_query *q, PGresult *res)
+/* Calls q's callback (unless cancelled) with st and res, then frees q. res stays the
+ * caller's. An acquire finished here failed (its success goes through on_query_deferred). */
+static void query_finish(pgpool_query *q, pgpool_status st, PGresult *res)
 {
     char saved[LOG_REQUEST_ID_MAX + 1];
     log_push_request_id(q->rid, saved);
@@ -225,13 +218,14 @@ static void query_finish(pgpool_query *q, PGresult *res)
         q->state = QS_DELIVERING;
         switch (q->kind) {
         case QK_EXEC:
-            q->cb(q->data, res);
+            q->cb(q->data, st, res);
             break;
         case QK_PING:
-            q->ping_cb(q->data, res != NULL);
+            q->ping_cb(q->data, st);
             break;
         case QK_ACQUIRE:
-            q->acquire_cb(q->data, NULL);
+            assert(st != PGPOOL_OK);
+            q->acquire_cb(q->data, st, NULL);
             break;
         }
     }
@@ -248,18 +242,18 @@ static void on_query_deferred(h2o_timeout_entry_t *e)
         char saved[LOG_REQUEST_ID_MAX + 1];
         q->state = QS_DELIVERING;
         log_push_request_id(q->rid, saved);
-        q->acquire_cb(q->data, c);
+        q->acquire_cb(q->data, PGPOOL_OK, c);
         query_free(q);
         log_set_request_id(saved);
         return;
     }
     if (c != NULL && c->q == q)
         c->q = NULL;
-    query_finish(q, NULL);
+    query_finish(q, PGPOOL_UNAVAILABLE, NULL);
 }
 
-/* Decides q's outcome now (failure, or for an acquire with q->conn set, success) and
- * delivers it from the loop. */
+/* Decides q's outcome now (PGPOOL_UNAVAILABLE, or for an acquire with q->conn set, success)
+ * and delivers it from the loop. */
 static void query_defer(pgpool_query *q)
 {
     if (h2o_linklist_is_linked(&q->wait_link)) {
@@ -281,7 +275,7 @@ static void on_query_deadline(h2o_timeout_entry_t *e)
         q->conn = NULL;
         conn_abandon(c);
     }
-    query_finish(q, NULL);
+    query_finish(q, PGPOOL_TIMEOUT, NULL);
     pump(p);
 }
 
@@ -309,7 +303,7 @@ static void conn_close_pg(pgpool_conn *c)
 static void conn_uncount(pgpool_conn *c)
 {
     pgpool *p = c->pool;
-    if (c->listener != NULL || c->state == CS_BROKEN)
+    if (c->state == CS_BROKEN)
         return;
     if (c->state == CS_CONNECTING || c->state == CS_SETUP)
         p->connecting--;
@@ -404,15 +398,21 @@ static void conn_failed(pgpool_conn *c, const char *why)
     conn_abandon(c);
 }
 
-/* The statement has returned all its results: hand the outcome to its consumer. */
+/* The statement has returned all its results: hand the outcome to its consumer. A statement
+ * without any result (libpq gives at least one for every statement) is a broken protocol. */
 static void conn_stmt_complete(pgpool_conn *c)
 {
     stmt_done_fn done = c->done;
-    PGresult *res = c->res_failed ? NULL : c->res;
+    PGresult *res = c->res;
+    pgpool_status st = c->res_failed ? PGPOOL_STATEMENT_ERROR : PGPOOL_OK;
+    if (res == NULL) {
+        conn_failed(c, "statement returned no result");
+        return;
+    }
     c->done = NULL;
     c->res = NULL;
     c->res_failed = 0;
-    done(c, res);
+    done(c, st, res);
 }
 
 /* Collects whatever results libpq has parsed. Returns -1 if c is gone. */
@@ -442,12 +442,14 @@ static int conn_collect(pgpool_conn *c)
             conn_failed(c, "COPY is not supported");
             return -1;
         default:
-            if (!c->res_failed)
-                log_pg_query(c->q, "postgres statement failed", PQresultErrorMessage(r));
+            if (c->res_failed) {
+                PQclear(r); /* the first error is the cause */
+                break;
+            }
+            log_pg_query(c->q, "postgres statement failed", PQresultErrorMessage(r));
             c->res_failed = 1;
             PQclear(c->res);
-            c->res = NULL;
-            PQclear(r);
+            c->res = r;
             break;
         }
     }
@@ -467,12 +469,6 @@ static void on_sock_read(h2o_socket_t *sock, const char *err)
     if (!PQconsumeInput(c->pg)) {
         conn_failed(c, PQerrorMessage(c->pg));
         return;
-    }
-    PGnotify *n;
-    while ((n = PQnotifies(c->pg)) != NULL) {
-        if (c->listener != NULL && c->state == CS_READY)
-            c->listener->on_notify(c->listener->data, n->relname, n->extra);
-        PQfreemem(n);
     }
     if (c->done != NULL && conn_flush(c) != 0) {
         conn_failed(c, PQerrorMessage(c->pg));
@@ -510,13 +506,6 @@ static void conn_abandon(pgpool_conn *c)
 {
     pgpool *p = c->pool;
     pgpool_query *q = c->q;
-    if (c->listener != NULL) {
-        pgpool_listener *l = c->listener;
-        l->conn = NULL;
-        conn_drop(c);
-        listener_retry(l);
-        return;
-    }
     c->q = NULL;
     if (c->role == CR_SESSION && !c->releasing)
         conn_break(c);
@@ -524,14 +513,14 @@ static void conn_abandon(pgpool_conn *c)
         conn_drop(c);
     if (q != NULL) {
         q->conn = NULL;
-        query_finish(q, NULL);
+        query_finish(q, PGPOOL_UNAVAILABLE, NULL);
     }
     pump(p);
 }
 
 /* A released session (or a pooled connection left inside a transaction) with nothing in
  * flight: make it clean again, then idle. */
-static void rollback_done(pgpool_conn *c, PGresult *res);
+static void rollback_done(pgpool_conn *c, pgpool_status st, PGresult *res);
 
 static void conn_reset(pgpool_conn *c)
 {
@@ -554,11 +543,11 @@ static void conn_reset(pgpool_conn *c)
     conn_drop(c);
 }
 
-static void rollback_done(pgpool_conn *c, PGresult *res)
+static void rollback_done(pgpool_conn *c, pgpool_status st, PGresult *res)
 {
     pgpool *p = c->pool;
     h2o_timeout_unlink(&c->timer);
-    if (res != NULL && PQstatus(c->pg) == CONNECTION_OK &&
+    if (st == PGPOOL_OK && PQstatus(c->pg) == CONNECTION_OK &&
         PQtransactionStatus(c->pg) == PQTRANS_IDLE)
         conn_make_idle(c);
     else
@@ -567,7 +556,10 @@ static void rollback_done(pgpool_conn *c, PGresult *res)
     pump(p);
 }
 
-static void query_done(pgpool_conn *c, PGresult *res)
+/* A statement error that came with the loss of the connection (the server ended the session,
+ * or libpq's own "server closed the connection" result) says the connection is gone, not that
+ * the statement is wrong: PGPOOL_UNAVAILABLE. */
+static void query_done(pgpool_conn *c, pgpool_status st, PGresult *res)
 {
     pgpool *p = c->pool;
     pgpool_query *q = c->q;
@@ -588,7 +580,10 @@ static void query_done(pgpool_conn *c, PGresult *res)
     }
     if (q != NULL) {
         q->conn = NULL;
-        query_finish(q, res);
+        if (bad && st != PGPOOL_OK)
+            query_finish(q, PGPOOL_UNAVAILABLE, NULL);
+        else
+            query_finish(q, st, res);
     }
     PQclear(res);
     pump(p);
@@ -609,39 +604,12 @@ static int conn_start_query(pgpool_conn *c, pgpool_query *q)
 
 /* ---- connections: connecting -------------------------------------------------------------- */
 
-static void listen_done(pgpool_conn *c, PGresult *res)
-{
-    pgpool_listener *l = c->listener;
-    if (res == NULL) {
-        connect_failed(c, "LISTEN failed");
-        return;
-    }
-    PQclear(res);
-    h2o_timeout_unlink(&c->timer);
-    c->state = CS_READY;
-    l->backoff_ms = LISTEN_BACKOFF_MIN_MS;
-    log_info("postgres LISTEN %s active", l->channel);
-    if (l->on_reconnect != NULL)
-        l->on_reconnect(l->data);
-}
-
-static void setup_done(pgpool_conn *c, PGresult *res)
+static void setup_done(pgpool_conn *c, pgpool_status st, PGresult *res)
 {
     pgpool *p = c->pool;
-    if (res == NULL) {
-        connect_failed(c, "session setup failed");
-        return;
-    }
     PQclear(res);
-    if (c->listener != NULL) {
-        /* still "setup" (under the connect limit) until the LISTEN is in effect */
-        char *id = PQescapeIdentifier(c->pg, c->listener->channel, strlen(c->listener->channel));
-        char *sql = id != NULL ? xasprintf("LISTEN %s", id) : NULL;
-        PQfreemem(id);
-        int rc = sql != NULL ? conn_send(c, sql, -1, NULL, listen_done) : -1;
-        free(sql);
-        if (rc != 0)
-            connect_failed(c, "LISTEN could not be sent");
+    if (st != PGPOOL_OK) {
+        connect_failed(c, "session setup failed");
         return;
     }
     h2o_timeout_unlink(&c->timer);
@@ -694,19 +662,16 @@ static void conn_connect_poll(pgpool_conn *c)
     }
 }
 
-/* Starts a connection attempt (pooled when l == NULL). Returns NULL if it failed at once. */
-static pgpool_conn *conn_start(pgpool *p, pgpool_listener *l)
+/* Starts a pooled connection attempt. Returns NULL if it failed at once. */
+static pgpool_conn *conn_start(pgpool *p)
 {
     pgpool_conn *c = xcalloc(1, sizeof(*c));
     c->pool = p;
-    c->listener = l;
     c->state = CS_CONNECTING;
-    c->role = l != NULL ? CR_LISTENER : CR_POOLED;
+    c->role = CR_POOLED;
     h2o_linklist_insert(&p->conns, &c->link);
-    if (l == NULL) {
-        p->nconns++;
-        p->connecting++;
-    }
+    p->nconns++;
+    p->connecting++;
     c->pg = PQconnectStartParams(p->params.keywords, p->params.values, 1);
     if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || conn_wrap(c) != 0) {
         log_pg("postgres connection failed", c->pg ? PQerrorMessage(c->pg) : "out of memory");
@@ -723,14 +688,8 @@ static pgpool_conn *conn_start(pgpool *p, pgpool_listener *l)
 static void connect_failed(pgpool_conn *c, const char *why)
 {
     pgpool *p = c->pool;
-    pgpool_listener *l = c->listener;
     log_pg("postgres connection failed", why);
     conn_drop(c);
-    if (l != NULL) {
-        l->conn = NULL;
-        listener_retry(l);
-        return;
-    }
     backoff_bump(p);
     pump(p); /* fails the requests that no remaining attempt will serve */
 }
@@ -759,7 +718,7 @@ static void pump(pgpool *p)
     }
     size_t want = p->queue_len > p->connecting ? p->queue_len - p->connecting : 0;
     while (want > 0 && p->nconns < p->max_conns && !in_backoff(p)) {
-        if (conn_start(p, NULL) != NULL)
+        if (conn_start(p) != NULL)
             want--;
         else
             backoff_bump(p);
@@ -787,43 +746,6 @@ static int queue_full(pgpool *p)
     return p->queue_len >= p->max_queue && h2o_linklist_is_empty(&p->idle);
 }
 
-/* ---- LISTEN ------------------------------------------------------------------------------- */
-
-static void on_listener_retry(h2o_timeout_entry_t *e)
-{
-    pgpool_listener *l = H2O_STRUCT_FROM_MEMBER(pgpool_listener, retry, e);
-    l->conn = conn_start(l->pool, l);
-    if (l->conn == NULL)
-        listener_retry(l);
-}
-
-static void listener_retry(pgpool_listener *l)
-{
-    arm(l->pool, &l->retry, l->backoff_ms, on_listener_retry);
-    l->backoff_ms *= 2;
-    if (l->backoff_ms > LISTEN_BACKOFF_MAX_MS)
-        l->backoff_ms = LISTEN_BACKOFF_MAX_MS;
-}
-
-int pgpool_listen(pgpool *p, const char *channel, pgpool_notify_cb on_notify,
-                  pgpool_reconnect_cb on_reconnect, void *data)
-{
-    if (channel == NULL || *channel == '\0' || on_notify == NULL)
-        return -1;
-    pgpool_listener *l = xcalloc(1, sizeof(*l));
-    l->pool = p;
-    l->channel = xstrdup(channel);
-    l->on_notify = on_notify;
-    l->on_reconnect = on_reconnect;
-    l->data = data;
-    l->backoff_ms = LISTEN_BACKOFF_MIN_MS;
-    h2o_linklist_insert(&p->listeners, &l->link);
-    l->conn = conn_start(p, l);
-    if (l->conn == NULL)
-        listener_retry(l);
-    return 0;
-}
-
 /* ---- public API --------------------------------------------------------------------------- */
 
 pgpool *pgpool_create(h2o_loop_t *loop, const char *url, const char *role, size_t max_conns,
@@ -844,7 +766,6 @@ pgpool *pgpool_create(h2o_loop_t *loop, const char *url, const char *role, size_
     h2o_linklist_init_anchor(&p->idle);
     h2o_linklist_init_anchor(&p->queue);
     h2o_linklist_init_anchor(&p->queries);
-    h2o_linklist_init_anchor(&p->listeners);
     return p;
 }
 
@@ -863,13 +784,6 @@ void pgpool_destroy(pgpool *p)
         conn_close_pg(c);
         h2o_linklist_unlink(&c->link);
         free(c);
-    }
-    while (!h2o_linklist_is_empty(&p->listeners)) {
-        pgpool_listener *l = H2O_STRUCT_FROM_MEMBER(pgpool_listener, link, p->listeners.next);
-        h2o_timeout_unlink(&l->retry);
-        h2o_linklist_unlink(&l->link);
-        free(l->channel);
-        free(l);
     }
     while (p->timeouts != NULL) {
         pgpool_timeout *t = p->timeouts;

@@ -13,7 +13,9 @@
  *      time. The adapter state belongs to the hiredis context, not to the redisconn.
  *   2. The connection object. Every command is a redisconn_cmd owned by the redisconn: first in
  *      `inflight` (handed to hiredis, same order as hiredis's reply queue), then, if the
- *      connection fails, in `failed` until the failure report runs.
+ *      connection fails, in `failed` until the failure report runs. The teardown records the
+ *      cause (`failure`: REDISCONN_TIMEOUT from a deadline, REDISCONN_UNAVAILABLE otherwise),
+ *      which the report gives every command it fails.
  *
  * Lifetime rules for hiredis 0.14: after a failure we "detach" the context (ac->data = NULL)
  * before anything else; from then on every hiredis callback for that context returns at once
@@ -35,7 +37,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +69,14 @@ struct redisconn {
     char *password;
     void (*on_failure)(void *data);
     void *data;
-    redisAsyncContext *ac;   /* NULL when there is no connection */
-    h2o_linklist_t inflight; /* commands handed to ac, in send order */
-    h2o_linklist_t failed;   /* commands waiting for the failure report */
-    int failure_pending;     /* a failure report is scheduled; no connect until it ran */
-    int in_callback;         /* depth of user callbacks running (destroy must not run then) */
-    h2o_timeout_t deadlines; /* REDISCONN_TIMEOUT_MS */
-    h2o_timeout_t immediate; /* 1 ms: runs the failure report */
+    redisAsyncContext *ac;    /* NULL when there is no connection */
+    h2o_linklist_t inflight;  /* commands handed to ac, in send order */
+    h2o_linklist_t failed;    /* commands waiting for the failure report */
+    int failure_pending;      /* a failure report is scheduled; no connect until it ran */
+    redisconn_status failure; /* its cause, given to the commands it fails */
+    int in_callback;          /* depth of user callbacks running (destroy must not run then) */
+    h2o_timeout_t deadlines;  /* REDISCONN_TIMEOUT_MS */
+    h2o_timeout_t immediate;  /* 1 ms: runs the failure report */
     h2o_timeout_entry_t report;
     h2o_timeout_t end_of_iteration; /* 0 ms: runs the flush */
     h2o_timeout_entry_t flush;
@@ -174,16 +176,18 @@ static void schedule_report(redisconn *c)
 }
 
 /*
- * Drops the current connection (if any) after a failure: every in-flight command moves to the
- * failed list and a failure report is scheduled. free_ac says whether we must ask hiredis to
- * free the context (we initiated the teardown) or hiredis is already freeing it.
+ * Drops the current connection (if any) after a failure whose cause is `cause`: every
+ * in-flight command moves to the failed list and a failure report is scheduled. free_ac says
+ * whether we must ask hiredis to free the context (we initiated the teardown) or hiredis is
+ * already freeing it.
  */
-static void conn_teardown(redisconn *c, const char *why, int free_ac)
+static void conn_teardown(redisconn *c, const char *why, int free_ac, redisconn_status cause)
 {
     redisAsyncContext *ac = c->ac;
 
     log_warn("redis %s: %s; connection dropped", c->endpoint, why);
     c->ac = NULL;
+    c->failure = cause;
     while (!h2o_linklist_is_empty(&c->inflight)) {
         redisconn_cmd *cmd = H2O_STRUCT_FROM_MEMBER(redisconn_cmd, link, c->inflight.next);
         h2o_linklist_unlink(&cmd->link);
@@ -230,7 +234,7 @@ static void on_report(h2o_timeout_entry_t *entry)
             char saved[LOG_REQUEST_ID_MAX + 1];
             log_push_request_id(cmd->rid, saved);
             free(cmd);
-            cb(data, REDISCONN_FAILED, NULL);
+            cb(data, c->failure, NULL);
             log_set_request_id(saved);
         } else {
             free(cmd);
@@ -256,7 +260,8 @@ static void on_deadline(h2o_timeout_entry_t *entry)
     redisconn_cmd *cmd = H2O_STRUCT_FROM_MEMBER(redisconn_cmd, deadline, entry);
     redisconn *c = cmd->conn;
     int connected = c->ac != NULL && (c->ac->c.flags & REDIS_CONNECTED) != 0;
-    conn_teardown(c, connected ? "no reply within 1 s" : "connect timed out after 1 s", 1);
+    conn_teardown(c, connected ? "no reply within 1 s" : "connect timed out after 1 s", 1,
+                  REDISCONN_TIMEOUT);
 }
 
 /* ---- hiredis callbacks ----------------------------------------------------------------- */
@@ -267,7 +272,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
     if (c == NULL || status == REDIS_OK)
         return;
     /* hiredis frees the context after this returns */
-    conn_teardown(c, ac_error(cac, "connect failed"), 0);
+    conn_teardown(c, ac_error(cac, "connect failed"), 0, REDISCONN_UNAVAILABLE);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -277,7 +282,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     if (c == NULL)
         return;
     /* hiredis-initiated (EOF, I/O or protocol error); it frees the context afterwards */
-    conn_teardown(c, ac_error(cac, "connection closed"), 0);
+    conn_teardown(c, ac_error(cac, "connection closed"), 0, REDISCONN_UNAVAILABLE);
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -290,7 +295,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         return; /* detached: cmd was already moved to the failed list or freed */
     if (reply == NULL) {
         /* hiredis is freeing the context because of an error */
-        conn_teardown(c, ac_error(ac, "connection lost"), 0);
+        conn_teardown(c, ac_error(ac, "connection lost"), 0, REDISCONN_UNAVAILABLE);
         return;
     }
     assert(c->inflight.next == &cmd->link);
@@ -303,7 +308,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         log_push_request_id(cmd->rid, saved);
         free(cmd);
         c->in_callback++;
-        cb(data, REDISCONN_OK, reply);
+        cb(data, reply->type == REDIS_REPLY_ERROR ? REDISCONN_ERROR_REPLY : REDISCONN_OK, reply);
         c->in_callback--;
         log_set_request_id(saved);
     } else {
@@ -315,12 +320,13 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 static void check_setup_reply(redisconn *c, redisconn_status st, redisReply *reply,
                               const char *what)
 {
-    if (st != REDISCONN_OK)
+    if (st == REDISCONN_UNAVAILABLE || st == REDISCONN_TIMEOUT)
         return; /* the failure is being reported already */
-    if (reply->type == REDIS_REPLY_STATUS && strcasecmp(reply->str, "OK") == 0)
+    if (st == REDISCONN_OK && reply->type == REDIS_REPLY_STATUS &&
+        strcasecmp(reply->str, "OK") == 0)
         return;
     /* The error text is not logged: an AUTH error might echo parts of the request. */
-    conn_teardown(c, what, 1);
+    conn_teardown(c, what, 1, REDISCONN_UNAVAILABLE);
 }
 
 static void on_auth_reply(void *data, redisconn_status st, redisReply *reply)
@@ -340,7 +346,7 @@ static void send_cmd(redisconn *c, redisconn_cmd *cmd, const char *buf, size_t l
     h2o_linklist_insert(&c->inflight, &cmd->link);
     h2o_timeout_link(c->loop, &c->deadlines, &cmd->deadline);
     if (redisAsyncFormattedCommand(c->ac, on_reply, cmd, buf, len) != REDIS_OK)
-        conn_teardown(c, "hiredis refused the command", 1);
+        conn_teardown(c, "hiredis refused the command", 1, REDISCONN_UNAVAILABLE);
 }
 
 static redisconn_cmd *new_cmd(redisconn *c, redisconn_cb cb, void *data)
@@ -372,11 +378,11 @@ static void conn_start(redisconn *c)
 {
     redisAsyncContext *ac = redisAsyncConnect(c->addr, c->port);
     if (ac == NULL) {
-        conn_teardown(c, "cannot allocate a hiredis context", 0);
+        conn_teardown(c, "cannot allocate a hiredis context", 0, REDISCONN_UNAVAILABLE);
         return;
     }
     if (ac->err != 0) {
-        conn_teardown(c, ac_error(ac, "connect failed"), 0);
+        conn_teardown(c, ac_error(ac, "connect failed"), 0, REDISCONN_UNAVAILABLE);
         redisAsyncFree(ac); /* never attached: no callbacks, hiredis closes its fd */
         return;
     }
@@ -428,20 +434,6 @@ redisconn_cmd *redisconn_command_argv(redisconn *c, int argc, const char **argv,
     redisconn_cmd *cmd = submit(c, buf, len, cb, data);
     if (buf != stack)
         free(buf);
-    return cmd;
-}
-
-redisconn_cmd *redisconn_command(redisconn *c, redisconn_cb cb, void *data, const char *fmt, ...)
-{
-    char *buf;
-    va_list ap;
-    va_start(ap, fmt);
-    int len = redisvFormatCommand(&buf, fmt, ap);
-    va_end(ap);
-    if (len <= 0)
-        return NULL;
-    redisconn_cmd *cmd = submit(c, buf, (size_t)len, cb, data);
-    redisFreeCommand(buf);
     return cmd;
 }
 

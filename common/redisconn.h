@@ -11,14 +11,16 @@
  *     also covers the connect. On expiry the connection is torn down.
  *   - Any connection failure, timeout, or loss of an established connection (even an idle
  *     one) tears the connection down: on_failure is called once, then every command that was in
- *     flight or waiting for that connection gets REDISCONN_FAILED. The next command opens a new
- *     connection. At most one connect attempt is in flight; commands issued while it is under
- *     way (or while a failure report is pending) share its fate.
- *   - A Redis *error reply* (e.g. WRONGTYPE) is not a failure: it is delivered as REDISCONN_OK
- *     with reply->type == REDIS_REPLY_ERROR and the connection stays up.
+ *     flight or waiting for that connection gets the failure's cause (REDISCONN_UNAVAILABLE or
+ *     REDISCONN_TIMEOUT). The next command opens a new connection. At most one connect attempt
+ *     is in flight; commands issued while it is under way (or while a failure report is
+ *     pending) share its fate.
+ *   - A Redis *error reply* (e.g. WRONGTYPE) is not a connection failure: it is delivered as
+ *     REDISCONN_ERROR_REPLY with the reply, on_failure is not called and the connection stays
+ *     up.
  *
- * Callbacks are never called from inside redisconn_command*(): failures are reported from a
- * 1 ms loop timer (next loop iteration), replies from the socket's read event.
+ * Callbacks are never called from inside redisconn_command_argv(): failures are reported from
+ * a 1 ms loop timer (next loop iteration), replies from the socket's read event.
  *
  * Host names: IP literals are used as is, "localhost" means 127.0.0.1; any other name is
  * resolved once (blocking getaddrinfo) in redisconn_create. If that fails, hiredis resolves
@@ -45,11 +47,27 @@
 typedef struct redisconn redisconn;
 typedef struct redisconn_cmd redisconn_cmd;
 
-typedef enum { REDISCONN_OK, REDISCONN_FAILED } redisconn_status;
+/*
+ * Why a command's callback was called.
+ *  REDISCONN_OK           the server's reply (any type but a top-level error; an error nested
+ *                         in an array reply stays inside it).
+ *  REDISCONN_ERROR_REPLY  the server answered with an error reply (reply->str, e.g. WRONGTYPE,
+ *                         NOAUTH); the connection stays up and Redis is reachable.
+ *  REDISCONN_UNAVAILABLE  no connection could be made (refused, unreachable, AUTH or SELECT
+ *                         refused) or it was lost; whether the command ran is unknown.
+ *  REDISCONN_TIMEOUT      no reply (or no connection) within REDISCONN_TIMEOUT_MS of a command
+ *                         of the connection; whether the command ran is unknown.
+ */
+typedef enum {
+    REDISCONN_OK,
+    REDISCONN_ERROR_REPLY,
+    REDISCONN_UNAVAILABLE,
+    REDISCONN_TIMEOUT,
+} redisconn_status;
 
 /*
- * Command completion. On REDISCONN_OK, reply is the server's reply (possibly an error reply;
- * the caller decides) and is valid only during the callback. On REDISCONN_FAILED, reply is
+ * Command completion. With REDISCONN_OK or REDISCONN_ERROR_REPLY, reply is the server's reply,
+ * borrowed for the duration of the callback (hiredis frees it afterwards); otherwise reply is
  * NULL. Once the callback has started, the command handle is gone: do not cancel it.
  */
 typedef void (*redisconn_cb)(void *data, redisconn_status st, redisReply *reply);
@@ -71,13 +89,6 @@ redisconn *redisconn_create(h2o_loop_t *loop, const config_redis *ep,
  */
 redisconn_cmd *redisconn_command_argv(redisconn *c, int argc, const char **argv,
                                       const size_t *argvlen, redisconn_cb cb, void *data);
-
-/*
- * Like redisconn_command_argv, with hiredis's printf-like format ("%s" C string, "%b" pointer
- * plus size_t length, "%lld" and so on; each space-separated word is one argument).
- * Returns NULL (cb never called) when the format is invalid.
- */
-redisconn_cmd *redisconn_command(redisconn *c, redisconn_cb cb, void *data, const char *fmt, ...);
 
 /*
  * Makes sure cmd's callback is never called. The command itself stays in flight: its reply is

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "common/dates.h"
 #include "common/util.h"
 
 /* The layouts of API.md §4.4, per breakdown: blank, source, status, period. */
@@ -72,6 +73,23 @@ const registry_window *registry_window_find(const char *name)
         if (strcmp(registry_windows[i].name, name) == 0)
             return &registry_windows[i];
     return NULL;
+}
+
+int32_t registry_window_floor(const registry_window *w, int32_t day)
+{
+    if (strcmp(w->name, "week") == 0)
+        return date_monday(day);
+    if (strcmp(w->name, "month") == 0) {
+        int y, m, d;
+        dates_civil_from_days(day, &y, &m, &d);
+        return (int32_t)dates_days_from_civil(y, m, 1);
+    }
+    return day;
+}
+
+size_t registry_window_index(const registry_window *w)
+{
+    return (size_t)(w - registry_windows);
 }
 
 int registry_breakdown_parse(const char *s, size_t len)

@@ -14,6 +14,7 @@
 #define ANALYTICSD_REGISTRY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The breakdowns of API.md §4.4, in the order of registry_report.layouts. */
 typedef enum {
@@ -73,6 +74,13 @@ size_t registry_report_index(const registry_report *r);
 
 /* The window with this exact name (NUL-terminated), or NULL. */
 const registry_window *registry_window_find(const char *name);
+
+/* The first day of the bucket of window w that holds `day` (days since 1970-01-01): the day
+ * itself for hour and day, its Monday for week, the first of its month for month. */
+int32_t registry_window_floor(const registry_window *w, int32_t day);
+
+/* Index of w in registry_windows (w must come from it). */
+size_t registry_window_index(const registry_window *w);
 
 /* The breakdown named by the len bytes at s ("" or NULL with len 0 is NONE), or -1 when the
  * value is none of them (case-sensitive). */

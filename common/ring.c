@@ -48,12 +48,13 @@ struct ring_slot {
     char run_id[40];            /* RING_RUN_ID_LEN chars + NUL */
 };
 
-/* One consumer process slot; written lock-free by the master and by the worker itself. */
+/*
+ * One consumer's incarnation; bumped lock-free by the master when it reaps the consumer. Its
+ * liveness (heartbeat, job deadline, pid) is in the shared state (common/shstate.h), which is
+ * what the master judges.
+ */
 struct ring_worker {
     alignas(64) _Atomic uint64_t incarnation;
-    _Atomic int64_t heartbeat_ns;
-    _Atomic int64_t deadline_ns;
-    _Atomic int32_t pid;
 };
 
 struct ring_header {
@@ -90,7 +91,7 @@ struct ring {
     uint32_t *index;      /* open addressing, linear probing: slot + 1, 0 = empty */
     uint32_t index_mask;
     size_t map_size;
-    pid_t creator_pid; /* 0 when attached */
+    pid_t creator_pid; /* the process that created (and unlinks) the segment */
     char *name;
 };
 
@@ -540,52 +541,6 @@ ring_t *ring_create(const char *name, uint32_t capacity, uint32_t nworkers)
     return r;
 }
 
-ring_t *ring_attach(const char *name)
-{
-    if (!name_valid(name)) {
-        log_error("ring: bad segment name");
-        return NULL;
-    }
-    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-    if (fd < 0) {
-        log_error("ring: shm_open %s: %s", name, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(struct ring_header)) {
-        log_error("ring: %s is not a ring segment (size)", name);
-        close(fd);
-        return NULL;
-    }
-    void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (base == MAP_FAILED) {
-        log_error("ring: mmap %s: %s", name, strerror(errno));
-        return NULL;
-    }
-    struct ring_header *h = base;
-    struct layout l;
-    bool ok = atomic_load_explicit(&h->magic, memory_order_acquire) == RING_MAGIC &&
-              h->version == RING_LAYOUT_VERSION && h->header_size == sizeof(struct ring_header) &&
-              h->slot_size == sizeof(struct ring_slot) &&
-              h->worker_size == sizeof(struct ring_worker) && h->capacity >= RING_MIN_CAPACITY &&
-              h->capacity <= RING_MAX_CAPACITY && h->nworkers <= RING_MAX_WORKERS;
-    if (ok) {
-        layout_compute(h->capacity, h->nworkers, &l);
-        ok = l.total == h->total_size && l.total == (uint64_t)st.st_size &&
-             l.off_workers == h->off_workers && l.off_slots == h->off_slots &&
-             l.off_free == h->off_free && l.off_heap == h->off_heap &&
-             l.off_index == h->off_index && l.index_size == h->index_size;
-    }
-    if (!ok) {
-        log_error("ring: %s does not match this build's layout (version %u)", name,
-                  RING_LAYOUT_VERSION);
-        munmap(base, (size_t)st.st_size);
-        return NULL;
-    }
-    return ring_wrap(base, (size_t)st.st_size, name, 0);
-}
-
 void ring_destroy(ring_t *r)
 {
     if (r == NULL)
@@ -657,19 +612,6 @@ ring_status ring_push(ring_t *r, const char *run_id, int lock_timeout_ms)
     return st;
 }
 
-int ring_contains(ring_t *r, const char *run_id, int lock_timeout_ms)
-{
-    if (!ring_run_id_valid(run_id))
-        return -1;
-    unsigned posts;
-    if (ring_lock(r, lock_timeout_ms, &posts) != 0)
-        return -1;
-    int found = index_find(r, run_id, id_hash(run_id)) >= 0;
-    ring_unlock(r);
-    doorbell_ring(r, posts);
-    return found;
-}
-
 uint32_t ring_free_slots(ring_t *r)
 {
     return atomic_load_explicit(&r->hdr->free_top, RLX);
@@ -737,7 +679,6 @@ ring_status ring_claim(ring_t *r, uint32_t worker, uint64_t incarnation, ring_cl
         return RING_INVALID;
     int64_t deadline = clock_monotonic_ns() + (wait_ms > 0 ? (int64_t)wait_ms * 1000000 : 0);
     for (;;) {
-        ring_heartbeat(r, worker);
         ring_status st = claim_once(r, worker, incarnation, out);
         if (st != RING_EMPTY)
             return st;
@@ -782,60 +723,18 @@ static struct ring_worker *worker_at(ring_t *r, uint32_t w)
     return w < r->hdr->nworkers ? &r->workers[w] : NULL;
 }
 
-void ring_heartbeat(ring_t *r, uint32_t worker)
-{
-    struct ring_worker *wk = worker_at(r, worker);
-    if (wk)
-        atomic_store_explicit(&wk->heartbeat_ns, clock_monotonic_ns(), RLX);
-}
-
-void ring_worker_set_deadline(ring_t *r, uint32_t worker, int64_t deadline_ns)
-{
-    struct ring_worker *wk = worker_at(r, worker);
-    if (wk)
-        atomic_store_explicit(&wk->deadline_ns, deadline_ns, RLX);
-}
-
-void ring_worker_set_pid(ring_t *r, uint32_t worker, pid_t pid)
-{
-    struct ring_worker *wk = worker_at(r, worker);
-    if (wk)
-        atomic_store_explicit(&wk->pid, (int32_t)pid, RLX);
-}
-
 void ring_worker_reincarnate(ring_t *r, uint32_t worker)
 {
     struct ring_worker *wk = worker_at(r, worker);
     if (wk == NULL)
         return;
     atomic_fetch_add_explicit(&wk->incarnation, 1, memory_order_release);
-    atomic_store_explicit(&wk->pid, 0, RLX);
-    atomic_store_explicit(&wk->heartbeat_ns, 0, RLX);
-    atomic_store_explicit(&wk->deadline_ns, 0, RLX);
 }
 
 uint64_t ring_worker_incarnation(ring_t *r, uint32_t worker)
 {
     struct ring_worker *wk = worker_at(r, worker);
     return wk ? atomic_load_explicit(&wk->incarnation, memory_order_acquire) : 0;
-}
-
-int64_t ring_worker_heartbeat_ns(ring_t *r, uint32_t worker)
-{
-    struct ring_worker *wk = worker_at(r, worker);
-    return wk ? atomic_load_explicit(&wk->heartbeat_ns, RLX) : 0;
-}
-
-int64_t ring_worker_deadline_ns(ring_t *r, uint32_t worker)
-{
-    struct ring_worker *wk = worker_at(r, worker);
-    return wk ? atomic_load_explicit(&wk->deadline_ns, RLX) : 0;
-}
-
-pid_t ring_worker_pid(ring_t *r, uint32_t worker)
-{
-    struct ring_worker *wk = worker_at(r, worker);
-    return wk ? (pid_t)atomic_load_explicit(&wk->pid, RLX) : 0;
 }
 
 /* ---- statistics and checking ----------------------------------------------------------- */

@@ -2,14 +2,15 @@
  * common/ring.h: the crash-safe shared-memory job ring that carries recompute run ids from the
  * HTTP workers (producers, ring_push) to the recompute workers (consumers, ring_claim /
  * ring_complete). The master creates it before forking and only ever does lock-free writes of
- * the worker table (ring_worker_reincarnate, ring_worker_set_pid) and lock-free reads.
+ * the worker table (ring_worker_reincarnate) and lock-free reads.
  *
  * PostgreSQL is the truth (DATA.md §6.8); the ring is a fast dispatch path with at-least-once
  * delivery: a job claimed by a consumer that dies is handed to another consumer. Design, layout,
  * invariants and crash cases: common/README.ring.md.
  *
- * Every process may hold the ring_t it inherited across fork; ring_attach gives an unrelated
- * process its own mapping. None of these functions is async-signal-safe.
+ * Every process uses the ring_t it inherited across fork. None of these functions is
+ * async-signal-safe. Consumer liveness (heartbeat, job deadline, pid) is not the ring's: it lives
+ * in the shared state (common/shstate.h).
  */
 #ifndef ANALYTICSD_RING_H
 #define ANALYTICSD_RING_H
@@ -84,12 +85,6 @@ extern void (*ring_test_hook)(const char *point);
 ring_t *ring_create(const char *name, uint32_t capacity, uint32_t nworkers);
 
 /*
- * Maps an existing segment (tools, tests). Validates magic, layout version and sizes.
- * Returns NULL (with a log line) if it does not exist or does not match this build's layout.
- */
-ring_t *ring_attach(const char *name);
-
-/*
  * Unmaps the segment and frees r. If this process created the segment (same pid that called
  * ring_create; a forked child holding the inherited ring_t does not count), the name is also
  * unlinked. Other mappings stay valid until they are destroyed. NULL is a no-op.
@@ -104,12 +99,6 @@ void ring_destroy(ring_t *r);
  */
 ring_status ring_push(ring_t *r, const char *run_id, int lock_timeout_ms);
 
-/*
- * Whether run_id is QUEUED or CLAIMED: 1 yes, 0 no, -1 lock not obtained within
- * lock_timeout_ms (or malformed id).
- */
-int ring_contains(ring_t *r, const char *run_id, int lock_timeout_ms);
-
 /* Number of FREE slots, read lock-free (a hint: it may change right after). */
 uint32_t ring_free_slots(ring_t *r);
 
@@ -117,7 +106,7 @@ uint32_t ring_free_slots(ring_t *r);
  * Consumer `worker` (0..nworkers-1) running as `incarnation` (its ring_worker_incarnation when
  * it started): waits on the doorbell up to wait_ms, first returning stale claims of dead
  * consumers to the queue (or dropping them after RING_MAX_RECLAIMS), then claims the QUEUED job
- * with the smallest seq into *out. Bumps the worker's heartbeat on entry and after every wait.
+ * with the smallest seq into *out.
  * Returns RING_OK, RING_EMPTY (nothing before wait_ms), RING_BUSY (lock deadline of
  * RING_CONSUMER_LOCK_MS missed), RING_STALE (incarnation is not current: the caller is a
  * process the master already replaced) or RING_INVALID (bad worker index).
@@ -132,27 +121,15 @@ ring_status ring_claim(ring_t *r, uint32_t worker, uint64_t incarnation, ring_cl
  */
 ring_status ring_complete(ring_t *r, const ring_claim_t *c);
 
-/* Consumer: records "alive now" (CLOCK_MONOTONIC) for `worker`. Lock-free. */
-void ring_heartbeat(ring_t *r, uint32_t worker);
-
-/* Consumer: records the deadline (monotonic ns) of its current job, 0 when idle. Lock-free. */
-void ring_worker_set_deadline(ring_t *r, uint32_t worker, int64_t deadline_ns);
-
-/* Master: records the pid of the process now running `worker`. Lock-free. */
-void ring_worker_set_pid(ring_t *r, uint32_t worker, pid_t pid);
-
 /*
  * Master: after reaping consumer `worker` and before starting its replacement, bumps its
- * incarnation (lock-free atomic increment) so the dead process's claims become stale, and
- * clears pid, heartbeat and deadline. Never takes the lock.
+ * incarnation (lock-free atomic increment) so the dead process's claims become stale. Never
+ * takes the lock.
  */
 void ring_worker_reincarnate(ring_t *r, uint32_t worker);
 
-/* Lock-free reads of the worker table; 0 for an out-of-range index. */
+/* Lock-free read of a consumer's current incarnation; 0 for an out-of-range index. */
 uint64_t ring_worker_incarnation(ring_t *r, uint32_t worker);
-int64_t ring_worker_heartbeat_ns(ring_t *r, uint32_t worker);
-int64_t ring_worker_deadline_ns(ring_t *r, uint32_t worker);
-pid_t ring_worker_pid(ring_t *r, uint32_t worker);
 
 /* Lock-free statistics snapshot (see ring_stats_t). */
 void ring_stats(ring_t *r, ring_stats_t *out);

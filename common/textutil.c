@@ -156,3 +156,22 @@ int text_hex_value(unsigned char c)
         return c - 'A' + 10;
     return -1;
 }
+
+int text_percent_decode(const char *p, size_t n, bool plus_space, char *out, size_t *out_len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '%') {
+            int hi = n - i >= 3 ? text_hex_value((unsigned char)p[i + 1]) : -1;
+            int lo = n - i >= 3 ? text_hex_value((unsigned char)p[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = plus_space && p[i] == '+' ? ' ' : p[i];
+        }
+    }
+    *out_len = o;
+    return 0;
+}

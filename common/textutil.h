@@ -1,7 +1,7 @@
 /*
- * common/textutil.h: UTF-8 decoding and the text rules of API.md §2.2, §2.3 and §4.5 step 8
- * (trimming, blank values, matchable values, requested_by). Pure functions, no allocation;
- * used by the HTTP workers.
+ * common/textutil.h: UTF-8 decoding, percent-decoding and the text rules of API.md §2.2, §2.3
+ * and §4.5 step 8 (trimming, blank values, matchable values, requested_by). Pure functions, no
+ * allocation; used by the HTTP workers (and by the configuration, for REDIS_URL).
  *
  * "Valid UTF-8" follows Go's unicode/utf8: shortest form only, no surrogates (U+D800–U+DFFF),
  * nothing above U+10FFFF. A byte that does not start a valid sequence is invalid on its own
@@ -47,5 +47,14 @@ bool text_requested_by_valid(const char *s, size_t len);
 
 /* Value of one hexadecimal digit (either case), or -1 for any other byte. */
 int text_hex_value(unsigned char c);
+
+/*
+ * The one percent-decoder (RFC 3986 %XX, either hex case): query-string pieces (API.md §2.1,
+ * plus_space: '+' is a space) and REDIS_URL credentials (CONFIG.md §3.7). Decodes p[0..n) into
+ * out (room for n bytes; no NUL added), sets *out_len and returns 0; returns -1 when a '%' is
+ * not followed by two hex digits (out then partly written, *out_len untouched). %00 decodes to
+ * a NUL byte: callers that cannot hold one check for it.
+ */
+int text_percent_decode(const char *p, size_t n, bool plus_space, char *out, size_t *out_len);
 
 #endif

@@ -30,12 +30,19 @@ ON CONFLICT (report_slug, window_name) DO UPDATE SET
     is_default = EXCLUDED.is_default;
 
 -- A database that already holds events has no snapshots of the new report yet: every retained
--- day with events becomes a dirty day of both its windows, so the scheduler's next passes
--- (worker/scheduler.c) build them as ordinary `scheduler` runs. A fresh database has no events
--- here; the seed builds the report with the others.
+-- day with events becomes a dirty day of both its windows, and both windows are due at once, so
+-- the scheduler's next pass (worker/scheduler.c) builds them as ordinary `scheduler` runs rather
+-- than one refresh interval after it first sees the report. A fresh database has no events here
+-- (the seed builds the report with the others) and the schedule rows change nothing.
 INSERT INTO refresh_dirty_days (report_slug, window_name, day)
 SELECT w.report_slug, w.window_name, d.day
   FROM (SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date AS day FROM analytics_events) d
   JOIN aggregate_windows w ON w.report_slug = 'amount-by-source'
  WHERE d.day >= refresh_keep_from(w.window_name, w.retention_days)
 ON CONFLICT DO NOTHING;
+
+INSERT INTO refresh_schedule (report_slug, window_name, last_pass_at)
+SELECT w.report_slug, w.window_name, '-infinity'
+  FROM aggregate_windows w
+ WHERE w.report_slug = 'amount-by-source' AND EXISTS (SELECT 1 FROM analytics_events)
+ON CONFLICT (report_slug, window_name) DO UPDATE SET last_pass_at = '-infinity';

@@ -16,6 +16,7 @@
 #include "common/pgsession.h"
 #include "common/rebuild.h"
 #include "common/registry.h"
+#include "common/runs.h"
 #include "common/util.h"
 #include "seed/sms_demo.h"
 
@@ -59,16 +60,6 @@ static const char seed_dates_sql[] =
     "SELECT to_char((now() AT TIME ZONE 'UTC') - interval '90 days', 'YYYY-MM-DD'),"
     " to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
 
-static const char seed_run_insert_sql[] =
-    "INSERT INTO recompute_runs (id, report_slug, window_name, date_from, date_to, requested_by,"
-    " status, requested_at, started_at, attempts) "
-    "VALUES (gen_random_uuid(), $1, $2, $3::date, $4::date, 'seed', 'running', now(), now(), 1)"
-    " RETURNING id::text";
-
-static const char seed_run_complete_sql[] =
-    "UPDATE recompute_runs SET status = 'completed', finished_at = clock_timestamp(),"
-    " error_message = NULL, summary = $2::jsonb WHERE id = $1::uuid";
-
 /* Runs a statement and discards its result; returns 0 or -1 (logged). */
 static int seed_exec(PGconn *conn, const char *what, const char *sql, int nparams,
                      const char *const *params)
@@ -85,7 +76,7 @@ static int seed_one_run(PGconn *conn, const char *slug, const char *window, cons
                         const char *to)
 {
     const char *params[4] = {slug, window, from, to};
-    PGresult *res = pgsession_exec(conn, "seed: inserting run", seed_run_insert_sql, 4, params);
+    PGresult *res = pgsession_exec(conn, "seed: inserting run", runs_seed_insert_sql, 4, params);
     if (res == NULL)
         return -1;
     char *run_id = xstrdup(PQgetvalue(res, 0, 0));
@@ -97,7 +88,7 @@ static int seed_one_run(PGconn *conn, const char *slug, const char *window, cons
     if (st == REBUILD_OK) {
         char *json = rebuild_summary_json(&sum);
         const char *upd[2] = {run_id, json};
-        rc = seed_exec(conn, "seed: completing run", seed_run_complete_sql, 2, upd);
+        rc = seed_exec(conn, "seed: completing run", runs_seed_complete_sql, 2, upd);
         free(json);
     } else if (st == REBUILD_UNSUPPORTED) {
         log_error("seed: unsupported report slug for recompute: %s", slug);

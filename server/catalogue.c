@@ -15,12 +15,13 @@
 #include "common/json_out.h"
 #include "common/json_sorted.h"
 #include "common/log.h"
+#include "common/registry.h"
 #include "common/textutil.h"
 #include "common/util.h"
 #include "server/http_app.h"
 
 #define CATALOGUE_LOAD_SQL                                                                         \
-    "SELECT d.slug, d.cache_ttl_seconds, " CATALOGUE_RETENTION_COLUMNS                             \
+    "SELECT d.slug, d.cache_ttl_seconds, " CATALOGUE_WINDOWS_COLUMN                                \
     " FROM report_definitions d WHERE d.is_public ORDER BY d.slug COLLATE \"C\""
 
 typedef struct catalogue_entry {
@@ -53,11 +54,11 @@ static void catalogue_schedule(catalogue *c)
     h2o_timeout_link(c->app->loop, c->loaded ? &c->reload_timeout : &c->retry_timeout, &c->timer);
 }
 
-static void on_loaded(void *data, PGresult *res)
+static void on_loaded(void *data, pgpool_status st, PGresult *res)
 {
     catalogue *c = data;
     c->loading = NULL;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         if (!c->failing)
             log_warn("catalogue: reload failed; %s",
                      c->loaded ? "keeping the last good copy" : "not loaded yet");
@@ -116,11 +117,36 @@ static int slug_cmp(const char *a, size_t alen, const char *b, size_t blen)
     return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
+/* Reads CATALOGUE_WINDOWS_COLUMN ("name:days,…", "" for NULL) into retention[] by registry
+ * window; 0 for the windows it does not list. */
+static void windows_parse(const char *text, int32_t retention[CATALOGUE_MAX_WINDOWS])
+{
+    memset(retention, 0, sizeof(int32_t) * CATALOGUE_MAX_WINDOWS);
+    while (*text != '\0') {
+        const char *colon = strchr(text, ':');
+        if (colon == NULL)
+            return;
+        char name[16];
+        size_t n = (size_t)(colon - text);
+        char *end;
+        long days = strtol(colon + 1, &end, 10);
+        if (n < sizeof(name)) {
+            memcpy(name, text, n);
+            name[n] = '\0';
+            const registry_window *w = registry_window_find(name);
+            if (w != NULL && registry_window_index(w) < CATALOGUE_MAX_WINDOWS)
+                retention[registry_window_index(w)] = (int32_t)days;
+        }
+        text = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0')
+            return;
+    }
+}
+
 void catalogue_report_from_row(catalogue_report *out, const PGresult *res, int row, int col)
 {
     out->cache_ttl_seconds = (int32_t)strtol(PQgetvalue(res, row, col), NULL, 10);
-    out->day_retention_days = (int32_t)strtol(PQgetvalue(res, row, col + 1), NULL, 10);
-    out->week_retention_days = (int32_t)strtol(PQgetvalue(res, row, col + 2), NULL, 10);
+    windows_parse(PQgetvalue(res, row, col + 1), out->retention_days);
 }
 
 catalogue_sort catalogue_sort_parse(const char *v, size_t len)
@@ -153,7 +179,7 @@ const char *catalogue_list_sql(catalogue_sort sort, int desc)
             " page AS (SELECT m.*, row_number() OVER (ORDER BY %s %s, m.slug COLLATE \"C\" %s)"
             " AS rn FROM m ORDER BY rn LIMIT $2::bigint OFFSET $3::bigint)"
             " SELECT (SELECT count(*) FROM m), page.slug, page.name, page.description,"
-            " page.cache_ttl_seconds, page.default_window, page.has_day, page.has_week,"
+            " page.cache_ttl_seconds, page.default_window, page.windows,"
             " page.supported_filters, page.last_rebuilt_at"
             " FROM (SELECT 1) one LEFT JOIN page ON true ORDER BY page.rn",
             order_by[sort], dir, dir);
@@ -214,21 +240,26 @@ int catalogue_definition_json(jbuf *b, const PGresult *res, int row, int col)
     jbuf_append(b, PQgetvalue(res, row, col + 3), (size_t)PQgetlength(res, row, col + 3));
     jbuf_puts(b, ",\"default_window\":");
     put_text(b, res, row, col + 4);
-    int day = PQgetvalue(res, row, col + 5)[0] == 't';
-    int week = PQgetvalue(res, row, col + 6)[0] == 't';
+    /* allowed_windows: the report API's windows the report has, in registry order (day first) */
+    int32_t retention[CATALOGUE_MAX_WINDOWS];
+    windows_parse(PQgetvalue(res, row, col + 5), retention);
     jbuf_puts(b, ",\"allowed_windows\":[");
-    if (day)
-        jbuf_puts(b, "\"day\"");
-    if (week)
-        jbuf_puts(b, day ? ",\"week\"" : "\"week\"");
+    int listed = 0;
+    for (size_t w = 0; w < registry_window_count && w < CATALOGUE_MAX_WINDOWS; w++) {
+        if (!registry_windows[w].report_api || retention[w] <= 0)
+            continue;
+        if (listed++ > 0)
+            jbuf_putc(b, ',');
+        jout_cstr(b, registry_windows[w].name);
+    }
     jbuf_puts(b, "],\"supported_filters\":");
-    if (catalogue_filters_json(b, PQgetvalue(res, row, col + 7),
-                               (size_t)PQgetlength(res, row, col + 7)) != 0)
+    if (catalogue_filters_json(b, PQgetvalue(res, row, col + 6),
+                               (size_t)PQgetlength(res, row, col + 6)) != 0)
         return -1;
     int64_t sec;
     int32_t nanos;
-    if (!PQgetisnull(res, row, col + 8) &&
-        pgtime_parse(PQgetvalue(res, row, col + 8), &sec, &nanos) == 0) {
+    if (!PQgetisnull(res, row, col + 7) &&
+        pgtime_parse(PQgetvalue(res, row, col + 7), &sec, &nanos) == 0) {
         jbuf_puts(b, ",\"last_rebuilt_at\":");
         jout_timestamp(b, sec, nanos);
     }

@@ -40,29 +40,31 @@ catalogue *catalogue_create(struct http_app *app);
 
 typedef enum { CATALOGUE_FOUND, CATALOGUE_NOT_FOUND, CATALOGUE_NOT_LOADED } catalogue_status;
 
+#define CATALOGUE_MAX_WINDOWS 8 /* room for the windows of the registry (common/registry.h) */
+
 /* What the report run needs to know about a report. */
 typedef struct catalogue_report {
     int32_t cache_ttl_seconds;
-    int32_t day_retention_days; /* aggregate_windows.retention_days of its day window; 0: none */
-    int32_t week_retention_days;
+    /* aggregate_windows.retention_days per registry window (by registry_window_index); 0: the
+     * report has no such window */
+    int32_t retention_days[CATALOGUE_MAX_WINDOWS];
 } catalogue_report;
 
-/* The select list (from report_definitions AS d) of the two retention columns that
- * catalogue_report_from_row reads after cache_ttl_seconds (0 for a missing window). */
-#define CATALOGUE_RETENTION_COLUMNS                                                                \
-    "coalesce((SELECT w.retention_days FROM aggregate_windows w WHERE w.report_slug = d.slug"      \
-    " AND w.window_name = 'day'), 0),"                                                             \
-    " coalesce((SELECT w.retention_days FROM aggregate_windows w WHERE w.report_slug = d.slug"     \
-    " AND w.window_name = 'week'), 0)"
+/* The select expression (from report_definitions AS d) of a report's windows: "name:retention"
+ * joined by commas, NULL when it has none. Read by catalogue_report_from_row and by
+ * catalogue_definition_json (allowed_windows). */
+#define CATALOGUE_WINDOWS_COLUMN                                                                   \
+    "(SELECT string_agg(w.window_name || ':' || w.retention_days, ',') FROM aggregate_windows w"   \
+    " WHERE w.report_slug = d.slug)"
 
-/* Fills *out from columns col (cache_ttl_seconds) and the two CATALOGUE_RETENTION_COLUMNS after
- * it, of row `row` of res. */
+/* Fills *out from columns col (cache_ttl_seconds) and col + 1 (CATALOGUE_WINDOWS_COLUMN) of row
+ * `row` of res; windows the registry does not know are left out. */
 void catalogue_report_from_row(catalogue_report *out, const PGresult *res, int row, int col);
 
 /* The live lookup of one public report, for a worker whose catalogue has not loaded yet:
  * $1 slug; no row, or one row for catalogue_report_from_row(…, 0, 0). */
 #define CATALOGUE_REPORT_SQL                                                                       \
-    "SELECT d.cache_ttl_seconds, " CATALOGUE_RETENTION_COLUMNS                                     \
+    "SELECT d.cache_ttl_seconds, " CATALOGUE_WINDOWS_COLUMN                                        \
     " FROM report_definitions d WHERE d.slug = $1 AND d.is_public"
 
 /*
@@ -78,16 +80,13 @@ int catalogue_is_loaded(const catalogue *c);
 
 /*
  * The select list (from report_definitions AS d) whose row catalogue_definition_json
- * writes: slug, name, description, cache_ttl_seconds, default_window, has_day, has_week,
+ * writes: slug, name, description, cache_ttl_seconds, default_window, windows,
  * supported_filters::text, last_rebuilt_at (finished_at of the newest completed run of the
  * report, any window, through ix_recompute_runs_completed; NULL when none).
  */
 #define CATALOGUE_DEFINITION_COLUMNS                                                               \
     "d.slug, d.name, d.description, d.cache_ttl_seconds, d.default_window,"                        \
-    " EXISTS (SELECT 1 FROM aggregate_windows w WHERE w.report_slug = d.slug"                      \
-    " AND w.window_name = 'day') AS has_day,"                                                      \
-    " EXISTS (SELECT 1 FROM aggregate_windows w WHERE w.report_slug = d.slug"                      \
-    " AND w.window_name = 'week') AS has_week,"                                                    \
+    " " CATALOGUE_WINDOWS_COLUMN " AS windows,"                                                    \
     " d.supported_filters::text AS supported_filters,"                                             \
     " (SELECT max(r.finished_at) FROM recompute_runs r WHERE r.report_slug = d.slug"               \
     " AND r.status = 'completed')::text AS last_rebuilt_at"
@@ -100,6 +99,10 @@ int catalogue_is_loaded(const catalogue *c);
  * answers 500).
  */
 int catalogue_definition_json(jbuf *b, const PGresult *res, int row, int col);
+
+/* Whether a public report exists (the trigger's lookup, API.md §4.5 step 7): $1 slug; a row
+ * when it does. */
+#define CATALOGUE_PUBLIC_SQL "SELECT 1 FROM report_definitions WHERE slug = $1 AND is_public"
 
 /* GET /reports/{slug} (API.md §4.3): $1 slug; no row, or one row of
  * CATALOGUE_DEFINITION_COLUMNS. */

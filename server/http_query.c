@@ -35,11 +35,12 @@ void http_query_param(h2o_req_t *req, const char *name, const char **v, size_t *
 {
     size_t qs_len;
     const char *qs = http_query_string(req, &qs_len);
-    char *buf = h2o_mem_alloc_pool(&req->pool, qs_len + 1);
-    *v = NULL;
-    *len = 0;
-    if (query_get(qs, qs_len, name, buf, len))
-        *v = buf;
+    query_param *params =
+        h2o_mem_alloc_pool(&req->pool, query_piece_bound(qs, qs_len) * sizeof(*params));
+    size_t n = query_parse(qs, qs_len, params, h2o_mem_alloc_pool(&req->pool, qs_len + 1));
+    const query_param *q = query_find(params, n, name);
+    *v = q != NULL ? q->value : NULL;
+    *len = q != NULL ? q->value_len : 0;
 }
 
 void http_page_params(h2o_req_t *req, int64_t *limit, int64_t *offset)
@@ -131,11 +132,11 @@ static void send_object(http_query *h, const PGresult *res)
     http_send_jbuf(h->req, 200, &b);
 }
 
-static void on_result(void *data, PGresult *res)
+static void on_result(void *data, pgpool_status st, PGresult *res)
 {
     http_query *h = data;
     h->q = NULL;
-    if (res == NULL)
+    if (st != PGPOOL_OK)
         http_send_error(h->req, 500, h->failure);
     else if (h->not_found != NULL)
         send_object(h, res);

@@ -11,7 +11,7 @@
  * Runs in the forked child: serves HTTP on listen_fd until SIGTERM/SIGINT, then drains and
  * exits. `slot` is the child's index in shared state; `number` the N of its title "http worker N"
  * (the access log's `worker`); `ring` is the job ring (producer side). Never returns normally;
- * returns an exit status (server/exitcodes.h) only when setup fails.
+ * returns an exit status (common/exitcodes.h) only when setup fails.
  */
 int http_worker_main(const config *cfg, ring_t *ring, int listen_fd, int slot, int number);
 

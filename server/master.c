@@ -10,7 +10,7 @@
  *   - INGEST_WORKERS ingest workers (worker/ingest_worker.c) when NATS_URL is set;
  *   - HTTP_WORKERS HTTP workers (server/http_worker.c), in generations: SIGHUP starts a new
  *     generation and drains the old one once the new one serves.
- * Exit statuses are classified per server/exitcodes.h; crashed slots are respawned at once the
+ * Exit statuses are classified per common/exitcodes.h; crashed slots are respawned at once the
  * first time, then with exponential back-off; a crash loop stops the service.
  */
 #include "server/master.h"
@@ -498,6 +498,18 @@ static void begin_stop(master *m, const char *why)
     signal_children(m, SIGTERM, false);
 }
 
+/* config_keep_restart_only's note of a restart-only variable a reload tried to change. */
+static void log_restart_only(const config_var *var, void *ctx)
+{
+    (void)ctx;
+    log_warn("reload: %s changes take effect only after a restart", var->name);
+}
+
+/*
+ * SIGHUP (server/README.md): re-read and validate the configuration. Invalid or unreadable: log
+ * every error and keep serving. Valid: restart-only variables keep their running values and a
+ * new HTTP generation starts with the rest. Never fails otherwise (OOM aborts).
+ */
 static void begin_reload(master *m)
 {
     if (m->state != MASTER_RUNNING) {
@@ -538,28 +550,8 @@ static void begin_reload(master *m)
         return;
     }
     free(errors);
-    if (next->app_port != m->cfg->app_port ||
-        (next->app_host == NULL) != (m->cfg->app_host == NULL) ||
-        (next->app_host && strcmp(next->app_host, m->cfg->app_host) != 0))
-        log_warn("reload: APP_HOST/APP_PORT changes take effect only after a restart");
-    if (next->recompute_workers != m->cfg->recompute_workers ||
-        next->recompute_queue_size != m->cfg->recompute_queue_size)
-        log_warn("reload: RECOMPUTE_WORKERS/RECOMPUTE_QUEUE_SIZE changes take effect only after "
-                 "a restart");
-    if (next->metrics_port != m->cfg->metrics_port)
-        log_warn("reload: METRICS_BIND changes take effect only after a restart");
-    next->metrics_port = m->cfg->metrics_port;
-    if (ingest_workers(next) != ingest_workers(m->cfg))
-        log_warn("reload: NATS_URL/INGEST_WORKERS changes take effect only after a restart");
-    if (next->log_format != m->cfg->log_format)
-        log_warn("reload: LOG_FORMAT changes take effect only after a restart");
-    next->app_port = m->cfg->app_port;
-    next->recompute_workers = m->cfg->recompute_workers;
-    next->recompute_queue_size = m->cfg->recompute_queue_size;
-    next->ingest_workers = m->cfg->ingest_workers;
-    next->log_format = m->cfg->log_format;
-    free(next->nats_url);
-    next->nats_url = m->cfg->nats_url ? xstrdup(m->cfg->nats_url) : NULL;
+    /* Restart-only variables (the table of common/config.c) keep their running values. */
+    config_keep_restart_only(m->cfg, next, log_restart_only, NULL);
     /* Children hold their own copy-on-write copy, so the old struct can go now. */
     if (m->cfg != m->cfg_original) {
         config_free(m->cfg);

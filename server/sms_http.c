@@ -153,7 +153,7 @@ int sms_choice_is(sms_choice c, const char *word)
 }
 
 int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
-                         const char *sort_message, const char **sort, const char **desc)
+                         const char *sort_message, sms_list *out)
 {
     sms_choice c = sms_http_choice(r->req, "sort", 0);
     size_t i = 0;
@@ -168,9 +168,11 @@ int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
         http_send_error(r->req, 400, "order must be asc or desc");
         return -1;
     }
-    *sort = sorts[i];
-    *desc = sms_choice_is(order, "asc") ? "false" : "true";
+    out->sort = sorts[i];
+    out->desc = sms_choice_is(order, "asc") ? "false" : "true";
     http_page_params(r->req, &r->limit, &r->offset);
+    snprintf(out->limit, sizeof(out->limit), "%lld", (long long)r->limit);
+    snprintf(out->offset, sizeof(out->offset), "%lld", (long long)r->offset);
     return 0;
 }
 
@@ -186,9 +188,9 @@ static sms_cache *worker_cache(http_app *app)
 
 /* Renders res for r into b as an entry: the ETag (SMS_ETAG_LEN bytes), then the whole body.
  * Returns the status to answer (200, 404 or 500). */
-static int answer(const sms_read_req *r, PGresult *res, jbuf *b)
+static int answer(const sms_read_req *r, pgpool_status st, PGresult *res, jbuf *b)
 {
-    if (res == NULL)
+    if (st != PGPOOL_OK)
         return 500;
     if (r->not_found != NULL && !sms_read_found(res))
         return 404;
@@ -216,17 +218,17 @@ static void send_answer(h2o_req_t *req, const sms_read_req *r, int status, const
 }
 
 /* Uncached reads (SMS_CACHE_TTL 0): one statement per request. */
-static void on_result(void *data, PGresult *res)
+static void on_result(void *data, pgpool_status st, PGresult *res)
 {
     sms_read_req *r = data;
     r->q = NULL;
     jbuf b;
     jbuf_init(&b);
-    send_answer(r->req, r, answer(r, res, &b), &b);
+    send_answer(r->req, r, answer(r, st, res, &b), &b);
     jbuf_free(&b);
 }
 
-static void on_fill_result(void *data, PGresult *res)
+static void on_fill_result(void *data, pgpool_status st, PGresult *res)
 {
     struct sms_fill *f = data;
     struct sms_fill **link = &f->app->sms_fills;
@@ -235,7 +237,7 @@ static void on_fill_result(void *data, PGresult *res)
     *link = f->next;
     jbuf b;
     jbuf_init(&b);
-    int status = answer(&f->proto, res, &b);
+    int status = answer(&f->proto, st, res, &b);
     if (status == 200)
         sms_cache_put(worker_cache(f->app), f->key, f->key_len, b.data, b.len,
                       clock_monotonic_ns() + f->app->cfg->sms_cache_ttl_ns);

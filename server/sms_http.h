@@ -59,11 +59,16 @@ int sms_choice_is(sms_choice c, const char *word);
 /*
  * The list parameters (SMS.md §6.3): `sort` one of sorts[0..n) (blank: sorts[0]; else 400 with
  * sort_message), `order` asc or desc (blank: desc; else 400 `order must be asc or desc`), then
- * limit and offset clamped into r. Sets *sort and *desc ("true"/"false") and returns 0, or
- * answers the 400 and returns -1.
+ * limit and offset clamped into r. Fills *out and returns 0, or answers the 400 and returns -1.
  */
+typedef struct sms_list {
+    const char *sort;           /* one of the route's sort names */
+    const char *desc;           /* "true" or "false" */
+    char limit[24], offset[24]; /* r->limit and r->offset as statement parameters */
+} sms_list;
+
 int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
-                         const char *sort_message, const char **sort, const char **desc);
+                         const char *sort_message, sms_list *out);
 
 /*
  * Answers from the worker's cache entry for this statement and parameters (the key is `route`

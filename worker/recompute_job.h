@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #include "common/config.h"
-#include "common/ring.h"
 #include "common/shstate.h"
 
 /* Fixed job deadline of CONFIG.md §4. */
@@ -20,8 +19,6 @@
 
 typedef struct recompute_job_env {
     const config *cfg;
-    ring_t *ring;
-    uint32_t worker;     /* ring consumer index */
     shstate_slot *slot;  /* this worker's shared-state slot (busy_until_ns, heartbeat) */
     int stopfd;          /* worker/stopsignal.h signalfd */
     int64_t deadline_ns; /* job deadline length: RECOMPUTE_JOB_DEADLINE_NS except in tests */

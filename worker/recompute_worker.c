@@ -73,14 +73,13 @@ int recompute_worker_main(const config *cfg, ring_t *ring, uint32_t worker, int 
     if (stopfd < 0)
         return EXIT_CHILD_CRASHED;
     shstate_slot *me = &shstate_global->slots[slot];
-    recompute_job_env env = {cfg, ring, worker, me, stopfd, job_deadline_ns()};
+    recompute_job_env env = {cfg, me, stopfd, job_deadline_ns()};
     uint64_t incarnation = ring_worker_incarnation(ring, worker);
     PGconn *conn = worker_connect(cfg);
     atomic_store(&me->ready, 1);
     int rc = EXIT_CHILD_STOPPED;
     while (!stopsignal_wait(stopfd, 0)) {
         atomic_store(&me->heartbeat_ns, clock_monotonic_ns());
-        ring_heartbeat(ring, worker);
         if (conn != NULL && PQstatus(conn) != CONNECTION_OK) {
             log_warn("database session lost; reconnecting");
             PQfinish(conn);

@@ -11,7 +11,7 @@
 
 /*
  * Runs in the forked child: claims jobs from the ring as consumer `worker` until SIGTERM or
- * SIGINT, then returns the exit status (server/exitcodes.h). `slot` is its shared-state slot.
+ * SIGINT, then returns the exit status (common/exitcodes.h). `slot` is its shared-state slot.
  */
 int recompute_worker_main(const config *cfg, ring_t *ring, uint32_t worker, int slot);
 

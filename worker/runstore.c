@@ -20,62 +20,6 @@
 
 #define RUNSTORE_PUSH_LOCK_MS 100
 
-/* Columns every RETURNING below yields, in runstore_read order. */
-#define RUNSTORE_RUN_COLUMNS                                                                       \
-    "id::text, report_slug, window_name, to_char(date_from, 'YYYY-MM-DD'), "                       \
-    "to_char(date_to, 'YYYY-MM-DD'), attempts"
-
-static const char lock_sql[] =
-    "SELECT pg_try_advisory_lock(hashtextextended('recompute:run:' || $1, 0))";
-static const char unlock_sql[] =
-    "SELECT pg_advisory_unlock(hashtextextended('recompute:run:' || $1, 0))";
-
-static const char claim_sql[] =
-    "UPDATE recompute_runs SET status = 'running', started_at = now(), attempts = attempts + 1"
-    " WHERE id = $1::uuid AND status = 'pending' RETURNING " RUNSTORE_RUN_COLUMNS;
-
-static const char fail_sql[] =
-    "WITH u AS (UPDATE recompute_runs SET status = 'failed', finished_at = now(),"
-    " error_message = $2 WHERE id = $1::uuid AND status = 'running'"
-    " RETURNING id, report_slug, window_name)"
-    " INSERT INTO audit_entries (actor, action, resource_type, resource_id, metadata)"
-    " SELECT 'recompute-worker', 'recompute.failed', 'recompute_run', id::text,"
-    " jsonb_build_object('error', $2::text, 'report_slug', report_slug, 'window', window_name)"
-    " FROM u RETURNING id";
-
-static const char complete_sql[] =
-    "WITH u AS (UPDATE recompute_runs SET status = 'completed', finished_at = now(),"
-    " error_message = NULL, summary = $2::jsonb WHERE id = $1::uuid AND status = 'running'"
-    " RETURNING id, report_slug, window_name)"
-    " INSERT INTO audit_entries (actor, action, resource_type, resource_id, metadata)"
-    " SELECT 'recompute-worker', 'recompute.completed', 'recompute_run', id::text,"
-    " jsonb_build_object('bucket_count', $3::bigint, 'report_slug', report_slug,"
-    " 'rows_deleted', $4::bigint, 'rows_inserted', $5::bigint, 'window', window_name)"
-    " FROM u RETURNING id";
-
-static const char interrupted_sql[] =
-    "UPDATE recompute_runs SET status = 'pending', started_at = NULL,"
-    " attempts = GREATEST(attempts - 1, 0) WHERE id = $1::uuid AND status = 'running'"
-    " RETURNING id";
-
-/* In UPDATE … SET, `attempts` is the value before the update. */
-static const char orphan_sql[] =
-    "WITH u AS (UPDATE recompute_runs SET"
-    " status = CASE WHEN attempts < $2::int THEN 'pending' ELSE 'failed' END,"
-    " started_at = CASE WHEN attempts < $2::int THEN NULL ELSE started_at END,"
-    " finished_at = CASE WHEN attempts < $2::int THEN finished_at ELSE now() END,"
-    " error_message = CASE WHEN attempts < $2::int THEN error_message"
-    " ELSE '" RUNSTORE_ERR_CRASHED "' END"
-    " WHERE id = $1::uuid AND status = 'running' RETURNING *),"
-    " a AS (INSERT INTO audit_entries (actor, action, resource_type, resource_id, metadata)"
-    " SELECT 'recompute-worker', 'recompute.failed', 'recompute_run', id::text,"
-    " jsonb_build_object('error', '" RUNSTORE_ERR_CRASHED "', 'report_slug', report_slug,"
-    " 'window', window_name) FROM u WHERE status = 'failed' RETURNING 1)"
-    " SELECT " RUNSTORE_RUN_COLUMNS ", status FROM u";
-
-static const char pending_sql[] = "SELECT id::text FROM recompute_runs WHERE status = 'pending'"
-                                  " ORDER BY requested_at, id LIMIT $1::int";
-
 static void runstore_read(PGresult *res, runstore_run *out)
 {
     memset(out, 0, sizeof(*out));
@@ -115,12 +59,12 @@ static int lock_call(PGconn *conn, const char *what, const char *sql, const char
 
 int runstore_try_lock(PGconn *conn, const char *run_id)
 {
-    return lock_call(conn, "ownership lock", lock_sql, run_id);
+    return lock_call(conn, "ownership lock", runs_lock_sql, run_id);
 }
 
 int runstore_unlock(PGconn *conn, const char *run_id)
 {
-    int rc = lock_call(conn, "ownership unlock", unlock_sql, run_id);
+    int rc = lock_call(conn, "ownership unlock", runs_unlock_sql, run_id);
     if (rc == 0)
         log_warn("ownership lock of run %s was not held by this session", run_id);
     return rc < 0 ? -1 : 0;
@@ -130,7 +74,7 @@ runstore_status runstore_claim(PGconn *conn, const char *run_id, runstore_run *o
 {
     const char *params[1] = {run_id};
     PGresult *res = NULL;
-    runstore_status st = exec_one(conn, "claim run", claim_sql, 1, params, &res);
+    runstore_status st = exec_one(conn, "claim run", runs_claim_sql, 1, params, &res);
     if (st == RUNSTORE_OK) {
         runstore_read(res, out);
         PQclear(res);
@@ -141,7 +85,7 @@ runstore_status runstore_claim(PGconn *conn, const char *run_id, runstore_run *o
 runstore_status runstore_fail(PGconn *conn, const runstore_run *run, const char *message)
 {
     const char *params[2] = {run->id, message};
-    return exec_one(conn, "mark run failed", fail_sql, 2, params, NULL);
+    return exec_one(conn, "mark run failed", runs_fail_sql, 2, params, NULL);
 }
 
 runstore_status runstore_complete(PGconn *conn, const runstore_run *run,
@@ -153,7 +97,7 @@ runstore_status runstore_complete(PGconn *conn, const runstore_run *run,
     snprintf(d, sizeof(d), "%" PRId64, summary->rows_deleted);
     snprintf(i, sizeof(i), "%" PRId64, summary->rows_inserted);
     const char *params[5] = {run->id, json, b, d, i};
-    runstore_status st = exec_one(conn, "mark run completed", complete_sql, 5, params, NULL);
+    runstore_status st = exec_one(conn, "mark run completed", runs_complete_sql, 5, params, NULL);
     free(json);
     return st;
 }
@@ -161,7 +105,8 @@ runstore_status runstore_complete(PGconn *conn, const runstore_run *run,
 runstore_status runstore_return_interrupted(PGconn *conn, const char *run_id)
 {
     const char *params[1] = {run_id};
-    return exec_one(conn, "return interrupted run to pending", interrupted_sql, 1, params, NULL);
+    return exec_one(conn, "return interrupted run to pending", runs_interrupted_sql, 1, params,
+                    NULL);
 }
 
 runstore_status runstore_recover_orphan(PGconn *conn, const char *run_id, int max_attempts,
@@ -172,7 +117,7 @@ runstore_status runstore_recover_orphan(PGconn *conn, const char *run_id, int ma
     const char *params[2] = {run_id, max};
     PGresult *res = NULL;
     *exhausted = 0;
-    runstore_status st = exec_one(conn, "recover orphaned run", orphan_sql, 2, params, &res);
+    runstore_status st = exec_one(conn, "recover orphaned run", runs_orphan_sql, 2, params, &res);
     if (st == RUNSTORE_OK) {
         runstore_read(res, out);
         *exhausted = strcmp(PQgetvalue(res, 0, 6), "failed") == 0;
@@ -253,7 +198,7 @@ int runstore_refill(PGconn *conn, ring_t *ring)
     char limit[16];
     snprintf(limit, sizeof(limit), "%u", stats.capacity);
     const char *params[1] = {limit};
-    PGresult *res = pgsession_exec(conn, "dispatch refill", pending_sql, 1, params);
+    PGresult *res = pgsession_exec(conn, "dispatch refill", runs_pending_sql, 1, params);
     if (res == NULL)
         return -1;
     int pushed = 0;
@@ -275,10 +220,7 @@ int runstore_refill(PGconn *conn, ring_t *ring)
 static int run_is_active(PGconn *conn, const char *value)
 {
     const char *params[] = {value};
-    PGresult *res = pgsession_exec(conn, "stale lock check",
-                                   "SELECT 1 FROM recompute_runs WHERE id::text = $1 "
-                                   "AND status IN ('pending', 'running')",
-                                   1, params);
+    PGresult *res = pgsession_exec(conn, "stale lock check", runs_active_sql, 1, params);
     if (res == NULL)
         return -1;
     int active = PQntuples(res) > 0;

@@ -17,12 +17,7 @@
 #include "common/config.h"
 #include "common/rebuild.h"
 #include "common/ring.h"
-
-/* §6.11 messages. */
-#define RUNSTORE_ERR_UNSUPPORTED "unsupported report slug for recompute"
-#define RUNSTORE_ERR_TIMEOUT     "recompute timed out"
-#define RUNSTORE_ERR_REBUILD     "snapshot rebuild failed"
-#define RUNSTORE_ERR_CRASHED     "recompute worker crashed"
+#include "common/runs.h"
 
 /* What a claimed (or orphaned) run looks like to its finaliser. */
 typedef struct runstore_run {

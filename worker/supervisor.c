@@ -120,7 +120,7 @@ static int recover_one(supervisor *s, const char *id)
     runstore_status st =
         runstore_recover_orphan(s->pg, id, s->cfg->recompute_max_attempts, &run, &exhausted);
     if (st == RUNSTORE_OK && exhausted) {
-        log_warn("run %s failed: %s (%s %s %s..%s, %d attempts)", run.id, RUNSTORE_ERR_CRASHED,
+        log_warn("run %s failed: %s (%s %s %s..%s, %d attempts)", run.id, RUNS_ERR_CRASHED,
                  run.report_slug, run.window, run.date_from, run.date_to, run.attempts);
         runstore_release_scope_lock(s->cfg, &run);
     } else if (st == RUNSTORE_OK) {

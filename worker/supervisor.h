@@ -8,7 +8,7 @@
 #include "common/config.h"
 #include "common/ring.h"
 
-/* Runs until SIGTERM/SIGINT; returns the exit status (server/exitcodes.h). */
+/* Runs until SIGTERM/SIGINT; returns the exit status (common/exitcodes.h). */
 int supervisor_main(const config *cfg, ring_t *ring, int slot);
 
 #endif

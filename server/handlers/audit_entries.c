@@ -7,18 +7,10 @@
  * empty page without a query (server/http_query.h runs the statement and writes the page).
  */
 
+#include "common/runs.h"
 #include "server/http_app.h"
 #include "server/http_query.h"
 #include "server/recompute_json.h"
-
-#define AUDIT_FILTER "($1::text IS NULL OR a.action = $1) AND ($2::text IS NULL OR a.actor = $2)"
-
-static const char AUDIT_LIST_SQL[] =
-    "SELECT t.total, p.* FROM (SELECT count(*) FROM audit_entries a WHERE " AUDIT_FILTER
-    ") t(total) LEFT JOIN LATERAL (SELECT " RECOMPUTE_JSON_AUDIT_COLUMNS
-    ", a.created_at AS sort_at, a.id AS sort_id FROM audit_entries a WHERE " AUDIT_FILTER
-    " ORDER BY a.created_at DESC, a.id DESC LIMIT $3::bigint OFFSET $4::bigint) p ON true "
-    "ORDER BY p.sort_at DESC, p.sort_id DESC";
 
 void audit_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
@@ -32,6 +24,6 @@ void audit_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
         return;
     }
     const char *filters[2] = {action, actor};
-    http_query_page(app, req, AUDIT_LIST_SQL, 2, filters, limit, offset, recompute_json_audit,
+    http_query_page(app, req, runs_audit_list_sql, 2, filters, limit, offset, recompute_json_audit,
                     "failed to list audit entries");
 }

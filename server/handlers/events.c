@@ -102,11 +102,11 @@ static void events_respond(events_request *e)
     http_send_jbuf(e->req, 200, &b);
 }
 
-static void on_batch_applied(void *data, PGresult *res)
+static void on_batch_applied(void *data, pgpool_status st, PGresult *res)
 {
     events_request *e = data;
     e->q = NULL;
-    if (res == NULL || sms_batch_result(res, e->accepted, e->batch.events) != 0) {
+    if (st != PGPOOL_OK || sms_batch_result(res, e->accepted, e->batch.events) != 0) {
         http_send_error(e->req, 503, "event store is unavailable");
         return;
     }

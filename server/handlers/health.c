@@ -50,15 +50,14 @@ static void on_redis_pong(void *data, redisconn_status st, redisReply *reply)
 {
     health_check *h = data;
     h->redis = NULL;
-    int ok = st == REDISCONN_OK && reply != NULL && reply->type == REDIS_REPLY_STATUS;
-    health_respond(h, ok);
+    health_respond(h, st == REDISCONN_OK && reply->type == REDIS_REPLY_STATUS);
 }
 
-static void on_postgres_ping(void *data, int ok)
+static void on_postgres_ping(void *data, pgpool_status st)
 {
     health_check *h = data;
     h->pg = NULL;
-    h->postgres_ok = ok;
+    h->postgres_ok = st == PGPOOL_OK;
     static const char *argv[] = {"PING"};
     static const size_t argvlen[] = {4};
     h->redis = h->app->redis == NULL
@@ -85,4 +84,6 @@ void health_handle(http_app *app, h2o_req_t *req, const route_match *m)
     h->app = app;
     h->req = req;
     h->pg = pgpool_ping(app->pg, HEALTH_CHECK_MS, on_postgres_ping, h);
+    if (h->pg == NULL) /* the pool's wait queue is full: no answer within the limit either */
+        on_postgres_ping(h, PGPOOL_UNAVAILABLE);
 }

@@ -77,11 +77,11 @@ static void readyz_finish(struct probes *p, int postgres_ok)
     }
 }
 
-static void on_probe_ping(void *data, int ok)
+static void on_probe_ping(void *data, pgpool_status st)
 {
     struct probes *p = data;
     p->ping = NULL;
-    readyz_finish(p, ok);
+    readyz_finish(p, st == PGPOOL_OK);
 }
 
 static void probe_waiter_dispose(void *data)

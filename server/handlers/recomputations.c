@@ -22,9 +22,11 @@
 #include "common/json_out.h"
 #include "common/log.h"
 #include "common/params.h"
+#include "common/runs.h"
 #include "common/scopelock.h"
 #include "common/shstate.h"
 #include "common/util.h"
+#include "server/catalogue.h"
 #include "server/http_app.h"
 #include "server/http_query.h"
 #include "server/http_response.h"
@@ -35,46 +37,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-/* ---- queries ------------------------------------------------------------------------------ */
-
-#define RUN_FILTER                                                                                 \
-    "($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR r.report_slug = $2)"
-
-static const char RUN_LIST_SQL[] =
-    "SELECT t.total, p.* FROM (SELECT count(*) FROM recompute_runs r WHERE " RUN_FILTER
-    ") t(total) LEFT JOIN LATERAL (SELECT " RECOMPUTE_JSON_RUN_COLUMNS
-    ", r.requested_at AS sort_at, r.id AS sort_id FROM recompute_runs r WHERE " RUN_FILTER
-    " ORDER BY r.requested_at DESC, r.id DESC LIMIT $3::bigint OFFSET $4::bigint) p ON true "
-    "ORDER BY p.sort_at DESC, p.sort_id DESC";
-
-static const char RUN_GET_SQL[] =
-    "SELECT " RECOMPUTE_JSON_RUN_COLUMNS " FROM recompute_runs r WHERE r.id = $1::uuid";
-
-static const char REPORT_LOOKUP_SQL[] =
-    "SELECT 1 FROM report_definitions WHERE slug = $1 AND is_public";
-
-static const char RUN_ACTIVE_SQL[] =
-    "SELECT 1 FROM recompute_runs WHERE id = $1::uuid AND status IN ('pending', 'running')";
-
-static const char TRIGGER_LOCK_SQL[] =
-    "SELECT pg_advisory_xact_lock(hashtextextended('recompute:trigger', 0))";
-
-static const char RUN_INSERT_SQL[] =
-    "INSERT INTO recompute_runs AS r (id, report_slug, window_name, date_from, date_to, "
-    "requested_by, status, requested_at, attempts, summary) "
-    "VALUES ($1::uuid, $2, $3, $4::date, $5::date, $6, 'pending', now(), 0, '{}'::jsonb) "
-    "ON CONFLICT (report_slug, window_name, date_from, date_to) "
-    "WHERE status IN ('pending', 'running') DO NOTHING RETURNING " RECOMPUTE_JSON_RUN_COLUMNS;
-
-static const char PENDING_COUNT_SQL[] =
-    "SELECT count(*) FROM recompute_runs WHERE status = 'pending'";
-
-static const char AUDIT_INSERT_SQL[] =
-    "INSERT INTO audit_entries (actor, action, resource_type, resource_id, metadata, created_at) "
-    "VALUES ($1, 'recompute.triggered', 'recompute_run', $2, jsonb_build_object("
-    "'date_from', $3::text, 'date_to', $4::text, 'report_slug', $5::text, "
-    "'request_id', $7::text, 'requested_via', 'http', 'window', $6::text), now())";
 
 /* ---- GET /api/v1/recomputations ----------------------------------------------------------- */
 
@@ -90,7 +52,7 @@ void recompute_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
         return;
     }
     const char *filters[2] = {status, slug};
-    http_query_page(app, req, RUN_LIST_SQL, 2, filters, limit, offset, recompute_json_run,
+    http_query_page(app, req, runs_list_sql, 2, filters, limit, offset, recompute_json_run,
                     "failed to list recompute runs");
 }
 
@@ -104,7 +66,7 @@ void recompute_get_handle(http_app *app, h2o_req_t *req, const route_match *m)
         return;
     }
     const char *params[1] = {id};
-    http_query_object(app, req, RUN_GET_SQL, 1, params, recompute_json_run,
+    http_query_object(app, req, runs_get_sql, 1, params, recompute_json_run,
                       "recompute run was not found", "internal error");
 }
 
@@ -178,7 +140,7 @@ static void tx_abort(trigger *t, int status, const char *message)
     trigger_fail(t, status, message);
 }
 
-static void on_tx_result(void *data, PGresult *res);
+static void on_tx_result(void *data, pgpool_status st, PGresult *res);
 
 static void tx_exec(trigger *t, trigger_step step, const char *sql, int nparams,
                     const char *const *params)
@@ -206,21 +168,21 @@ static void tx_done(trigger *t)
     http_send_jbuf(t->req, 202, &b);
 }
 
-static void on_tx_result(void *data, PGresult *res)
+static void on_tx_result(void *data, pgpool_status st, PGresult *res)
 {
     trigger *t = data;
     t->q = NULL;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         tx_abort(t, 500, "failed to create recompute run");
         return;
     }
     switch (t->step) {
     case TX_BEGIN:
-        tx_exec(t, TX_LOCK, TRIGGER_LOCK_SQL, 0, NULL);
+        tx_exec(t, TX_LOCK, runs_trigger_lock_sql, 0, NULL);
         return;
     case TX_LOCK: {
         const char *params[6] = {t->id, t->slug, t->window, t->from, t->to, t->requested_by};
-        tx_exec(t, TX_INSERT, RUN_INSERT_SQL, 6, params);
+        tx_exec(t, TX_INSERT, runs_insert_sql, 6, params);
         return;
     }
     case TX_INSERT:
@@ -233,7 +195,7 @@ static void on_tx_result(void *data, PGresult *res)
             tx_abort(t, 500, "failed to create recompute run");
             return;
         }
-        tx_exec(t, TX_COUNT, PENDING_COUNT_SQL, 0, NULL);
+        tx_exec(t, TX_COUNT, runs_pending_count_sql, 0, NULL);
         return;
     case TX_COUNT: {
         if (PQntuples(res) != 1) {
@@ -247,7 +209,7 @@ static void on_tx_result(void *data, PGresult *res)
         }
         const char *params[7] = {t->requested_by,        t->id, t->from, t->to, t->slug, t->window,
                                  http_request_id(t->req)};
-        tx_exec(t, TX_AUDIT, AUDIT_INSERT_SQL, 7, params);
+        tx_exec(t, TX_AUDIT, runs_audit_triggered_sql, 7, params);
         return;
     }
     case TX_AUDIT:
@@ -259,11 +221,11 @@ static void on_tx_result(void *data, PGresult *res)
     }
 }
 
-static void on_acquired(void *data, pgpool_conn *conn)
+static void on_acquired(void *data, pgpool_status st, pgpool_conn *conn)
 {
     trigger *t = data;
     t->q = NULL;
-    if (conn == NULL) {
+    if (st != PGPOOL_OK) {
         tx_abort(t, 500, "failed to create recompute run");
         return;
     }
@@ -282,10 +244,11 @@ static void tx_begin(trigger *t)
 
 static void on_stale_released(void *data, redisconn_status st, redisReply *reply)
 {
+    (void)reply;
     trigger *t = data;
     t->cmd = NULL;
-    if (st != REDISCONN_OK || reply->type == REDIS_REPLY_ERROR) {
-        tx_begin(t); /* Redis failed (now untrusted): go on without the lock */
+    if (st != REDISCONN_OK) {
+        tx_begin(t); /* Redis failed (now untrusted) or refused: go on without the lock */
         return;
     }
     lock_set(t);
@@ -304,11 +267,11 @@ static void stale_release(trigger *t)
     t->cmd = redisconn_command_argv(t->app->redis, 5, argv, argvlen, on_stale_released, t);
 }
 
-static void on_stale_checked(void *data, PGresult *res)
+static void on_stale_checked(void *data, pgpool_status st, PGresult *res)
 {
     trigger *t = data;
     t->q = NULL;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         trigger_fail(t, 500, "failed to create recompute run");
         return;
     }
@@ -323,7 +286,7 @@ static void on_lock_value(void *data, redisconn_status st, redisReply *reply)
 {
     trigger *t = data;
     t->cmd = NULL;
-    if (st != REDISCONN_OK || reply->type == REDIS_REPLY_ERROR) {
+    if (st != REDISCONN_OK) {
         tx_begin(t); /* failure (now untrusted) or a wrong-type key: the PostgreSQL index decides */
         return;
     }
@@ -345,7 +308,7 @@ static void on_lock_value(void *data, redisconn_status st, redisReply *reply)
         return;
     }
     const char *params[1] = {holder};
-    t->q = pgpool_exec(t->app->pg, RUN_ACTIVE_SQL, 1, params, on_stale_checked, t);
+    t->q = pgpool_exec(t->app->pg, runs_active_sql, 1, params, on_stale_checked, t);
     if (t->q == NULL)
         trigger_fail(t, 500, "failed to create recompute run");
 }
@@ -355,7 +318,7 @@ static void on_lock_set(void *data, redisconn_status st, redisReply *reply)
     trigger *t = data;
     t->cmd = NULL;
     t->set_in_flight = false;
-    if (st != REDISCONN_OK) {
+    if (st == REDISCONN_UNAVAILABLE || st == REDISCONN_TIMEOUT) {
         tx_begin(t); /* Redis failed: it is untrusted now; continue without the lock */
         return;
     }
@@ -433,11 +396,11 @@ static void trigger_dispose(void *p)
     jbuf_free(&t->run);
 }
 
-static void on_report_found(void *data, PGresult *res)
+static void on_report_found(void *data, pgpool_status st, PGresult *res)
 {
     trigger *t = data;
     t->q = NULL;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         trigger_fail(t, 500, "internal error");
         return;
     }
@@ -555,7 +518,7 @@ void recompute_trigger_handle(http_app *app, h2o_req_t *req, const route_match *
     t->key = h2o_mem_alloc_pool(&req->pool, key_cap);
     scopelock_key(t->key, key_cap, t->slug, t->window, from, to);
     const char *params[1] = {t->slug};
-    t->q = pgpool_exec(app->pg, REPORT_LOOKUP_SQL, 1, params, on_report_found, t);
+    t->q = pgpool_exec(app->pg, CATALOGUE_PUBLIC_SQL, 1, params, on_report_found, t);
     if (t->q == NULL)
         http_send_error(req, 500, "internal error");
 }

@@ -40,9 +40,8 @@
 #include "server/report_query.h"
 #include "server/redistrack.h"
 
-#define RUN_DEFAULT_LIMIT   50
-#define RUN_MAX_LIMIT       100
-#define RUN_FAILURE_PING_MS 500
+#define RUN_DEFAULT_LIMIT 50
+#define RUN_MAX_LIMIT     100
 /* MGETs per request at most: a stale guess or a missing version key costs one more each. */
 #define RUN_LOOKUP_ATTEMPTS 3
 
@@ -121,19 +120,20 @@ static const char *failure_message(const run_state *s)
  * meta.retained_from (README, "Scheduled refresh and retention"): the first bucket start the
  * window keeps, when the requested range reaches before it (its older snapshots have been, or
  * are about to be, deleted by the scheduler's retention pass), else -1. The same date as
- * refresh_keep_from() of schema/0006_refresh.sql: today (UTC) minus retention_days, for weeks
- * the Monday on or after that; a week is compared by its Monday.
+ * refresh_keep_from() of schema/0006_refresh.sql: the first bucket start on or after today (UTC)
+ * minus retention_days (for weeks the Monday on or after it); a bucket is compared by its start.
  */
 static int32_t retained_from(const run_state *s)
 {
-    int week = strcmp(s->window, "week") == 0;
-    int32_t days = week ? s->report.week_retention_days : s->report.day_retention_days;
+    const registry_window *w = registry_window_find(s->window);
+    size_t wi = registry_window_index(w);
+    int32_t days = wi < CATALOGUE_MAX_WINDOWS ? s->report.retention_days[wi] : 0;
     if (days <= 0)
         return -1;
     int32_t keep = date_today_utc() - days;
-    if (week && date_monday(keep) != keep)
-        keep = date_monday(keep) + 7;
-    int32_t lower = week ? date_monday(s->date_from) : s->date_from;
+    while (registry_window_floor(w, keep) != keep) /* a bucket is kept only whole */
+        keep++;
+    int32_t lower = registry_window_floor(w, s->date_from);
     return lower < keep ? keep : -1;
 }
 
@@ -179,8 +179,6 @@ static void on_stored(void *data, redisconn_status st, redisReply *reply)
     jbuf_init(&s->pending);
     send_ok(s, &b);
 }
-
-static void on_failure_ping(void *data, int ok);
 
 /* Sets s->freshness from finished_at as PostgreSQL prints it (UTC session), or NULL for none. */
 static void set_freshness(run_state *s, const char *finished_at)
@@ -249,15 +247,26 @@ static void send_fresh(run_state *s, registry_layout layout, const PGresult *res
     send_ok(s, &b);
 }
 
+/*
+ * The 500 after a failed query of the run (snapshot or freshness): API.md §7.2 answers
+ * `internal error` while PostgreSQL is unreachable, §4.4 the report's own message when the
+ * database answered but the query failed. st says which: only a statement error (or an
+ * answer of the wrong shape, st == PGPOOL_OK) comes from a database that answers; a timeout
+ * means it did not answer within the deadline, which the contract treats as unreachable.
+ */
+static void send_query_failure(run_state *s, pgpool_status st)
+{
+    int answered = st == PGPOOL_STATEMENT_ERROR || st == PGPOOL_OK;
+    http_send_error(s->req, 500, answered ? failure_message(s) : "internal error");
+}
+
 /* A result without rows still says how fresh it is: one more (cheap) query. */
-static void on_freshness(void *data, PGresult *res)
+static void on_freshness(void *data, pgpool_status st, PGresult *res)
 {
     run_state *s = data;
     s->pg = NULL;
-    if (res == NULL || PQntuples(res) != 1) {
-        s->pg = pgpool_ping(s->app->pg, RUN_FAILURE_PING_MS, on_failure_ping, s);
-        if (s->pg == NULL)
-            http_send_error(s->req, 500, "internal error");
+    if (st != PGPOOL_OK || PQntuples(res) != 1) {
+        send_query_failure(s, st);
         return;
     }
     set_freshness(s, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
@@ -275,26 +284,12 @@ static void send_empty(run_state *s)
         http_send_error(s->req, 500, failure_message(s));
 }
 
-/*
- * After a failed snapshot query: API.md §7.2 answers 500 `internal error` while PostgreSQL is
- * unreachable, §4.4 the report's own message when the query itself failed. pgpool does not say
- * which, so a ping decides (it fails at once while the pool is backing off from a dead server).
- */
-static void on_failure_ping(void *data, int ok)
+static void on_snapshot(void *data, pgpool_status st, PGresult *res)
 {
     run_state *s = data;
     s->pg = NULL;
-    http_send_error(s->req, 500, ok ? failure_message(s) : "internal error");
-}
-
-static void on_snapshot(void *data, PGresult *res)
-{
-    run_state *s = data;
-    s->pg = NULL;
-    if (res == NULL) {
-        s->pg = pgpool_ping(s->app->pg, RUN_FAILURE_PING_MS, on_failure_ping, s);
-        if (s->pg == NULL)
-            http_send_error(s->req, 500, "internal error");
+    if (st != PGPOOL_OK) {
+        send_query_failure(s, st);
         return;
     }
     s->exec_ms = (clock_monotonic_ns() - s->query_started_ns) / 1000000;
@@ -537,11 +532,11 @@ static void run_validated(run_state *s)
     lookup(s);
 }
 
-static void on_live_lookup(void *data, PGresult *res)
+static void on_live_lookup(void *data, pgpool_status st, PGresult *res)
 {
     run_state *s = data;
     s->pg = NULL;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         http_send_error(s->req, 500, "internal error");
         return;
     }

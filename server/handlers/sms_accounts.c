@@ -10,12 +10,12 @@
  */
 #include "common/params.h"
 #include "common/sms_read.h"
+#include "common/util.h"
 #include "server/http_app.h"
 #include "server/http_query.h"
 #include "server/http_response.h"
 #include "server/sms_http.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static const char SORT_MESSAGE[] =
@@ -38,15 +38,11 @@ void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m)
     sms_read_req *r = sms_http_begin(app, req);
     if (r == NULL)
         return;
-    const char *sort, *desc;
-    if (sms_http_list_params(r, SORTS, sizeof(SORTS) / sizeof(SORTS[0]), SORT_MESSAGE, &sort,
-                             &desc) != 0)
+    sms_list l;
+    if (sms_http_list_params(r, SORTS, ARRAY_LEN(SORTS), SORT_MESSAGE, &l) != 0)
         return;
     r->render = render_list;
-    char limit[24], offset[24];
-    snprintf(limit, sizeof(limit), "%lld", (long long)r->limit);
-    snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
-    const char *params[6] = {r->lo, r->hi, sort, desc, limit, offset};
+    const char *params[6] = {r->lo, r->hi, l.sort, l.desc, l.limit, l.offset};
     sms_http_run(r, "accounts", SMS_READ_ACCOUNTS_SQL, 6, params);
 }
 

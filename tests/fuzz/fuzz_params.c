@@ -1,14 +1,16 @@
 /*
  * tests/fuzz/fuzz_params.c: fuzz target for the request input rules (common/params.h,
  * common/textutil.h; API.md §2.1–§2.5 and §3). The input is a raw query string. For every
- * report parameter name, query_get is compared with an independent reference decoder, and the
+ * report parameter name, query_parse + query_find is compared with an independent reference
+ * decoder, and the
  * decoded value is pushed through param_int, param_window, text_trim, text_is_blank,
  * text_is_matchable and text_requested_by_valid, each checked against a reference or a
  * property. The values of `k` and `a` stand in for the X-Management-Key and Authorization
- * headers of auth_candidate. Built by tests/fuzz/CMakeLists.txt (regression) and run.sh
- * (libFuzzer).
+ * headers of http_auth_candidate (server/http_auth.h). Built by tests/fuzz/CMakeLists.txt
+ * (regression) and run.sh (libFuzzer).
  */
 #include "common/params.h"
+#include "server/http_auth.h"
 #include "tests/fuzz/fuzz_check.h"
 
 #include <errno.h>
@@ -210,8 +212,8 @@ static void check_auth(const unsigned char *k, size_t klen, bool khas, const uns
 {
     const char *out = NULL;
     size_t out_len = 0;
-    int rc = auth_candidate(khas ? (const char *)k : NULL, klen, ahas ? (const char *)a : NULL,
-                            alen, &out, &out_len);
+    int rc = http_auth_candidate(khas ? (const char *)k : NULL, klen, ahas ? (const char *)a : NULL,
+                                 alen, &out, &out_len);
     size_t s = 0, n = 0;
     const unsigned char *src = NULL;
     if (khas) {
@@ -230,45 +232,42 @@ static void check_auth(const unsigned char *k, size_t klen, bool khas, const uns
         n = n2;
     }
     if (n == 0) {
-        FUZZ_CHECK(rc == -1, "auth_candidate accepted a blank candidate");
+        FUZZ_CHECK(rc == -1, "http_auth_candidate accepted a blank candidate");
         return;
     }
     FUZZ_CHECK(rc == 0 && out == (const char *)c && out_len == n,
-               "auth_candidate rc %d len %zu, reference len %zu", rc, out_len, n);
+               "http_auth_candidate rc %d len %zu, reference len %zu", rc, out_len, n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 4096)
         return 0;
-    /* Exact-size buffers so ASan catches any write past the qs_len bytes query_get may use. */
+    /* Exact-size buffers so ASan catches any write past the qs_len bytes query_parse may use. */
     unsigned char *buf = malloc(size ? size : 1);
     unsigned char *ref = malloc(size + 1);
     unsigned char *scratch = malloc(size + 1);
     unsigned char *kv = malloc(size + 1), *av = malloc(size + 1);
     size_t klen = 0, alen = 0;
     bool khas = false, ahas = false;
-    /* query_parse, with exact-size arrays as well, must answer what query_get answers. */
+    /* query_parse, with exact-size arrays as well, must answer what the reference answers. */
     size_t bound = query_piece_bound((const char *)data, size);
     query_param *parsed = malloc(bound * sizeof(*parsed));
     char *parsed_buf = malloc(size ? size : 1);
     size_t nparsed = query_parse((const char *)data, size, parsed, parsed_buf);
     FUZZ_CHECK(nparsed <= bound, "query_parse stored %zu pieces, bound %zu", nparsed, bound);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        size_t got_len = 99999, ref_len = 0;
-        int got = query_get((const char *)data, size, names[i], (char *)buf, &got_len);
-        int want = ref_query_get(data, size, names[i], ref, &ref_len, scratch);
-        FUZZ_CHECK(got == want, "query_get(%s) returned %d, reference %d", names[i], got, want);
+        size_t got_len = 0, ref_len = 0;
         const query_param *q = query_find(parsed, nparsed, names[i]);
-        FUZZ_CHECK((q != NULL) == got, "query_find(%s) disagrees with query_get", names[i]);
-        FUZZ_CHECK(q == NULL || (q->value_len == got_len && memcmp(q->value, buf, got_len) == 0),
-                   "query_find(%s) value differs from query_get", names[i]);
-        if (!got) {
-            FUZZ_CHECK(got_len == 99999, "query_get wrote out_len without a match");
-        } else {
+        int got = q != NULL;
+        int want = ref_query_get(data, size, names[i], ref, &ref_len, scratch);
+        FUZZ_CHECK(got == want, "query_find(%s) found %d, reference %d", names[i], got, want);
+        if (got) {
+            got_len = q->value_len;
+            memcpy(buf, q->value, got_len);
             FUZZ_CHECK(got_len <= size, "decoded length %zu > raw length %zu", got_len, size);
             FUZZ_CHECK(got_len == ref_len && memcmp(buf, ref, got_len) == 0,
-                       "query_get(%s) value differs from the reference", names[i]);
+                       "query_find(%s) value differs from the reference", names[i]);
             check_trim(buf, got_len);
             check_requested_by(buf, got_len);
         }

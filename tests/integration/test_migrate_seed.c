@@ -727,6 +727,11 @@ static void test_migrate_0007_marks_existing_days(void **state)
     free(want);
     expect_int(c, "SELECT count(*) FROM refresh_dirty_days WHERE report_slug <> 'amount-by-source'",
                0);
+    /* Due at the scheduler's next pass, not one refresh interval later. */
+    expect_text(c,
+                "SELECT string_agg(o_report_slug || '/' || o_window, ',' ORDER BY o_window)"
+                " FROM refresh_due()",
+                "amount-by-source/day,amount-by-source/week");
 }
 
 static void test_seed_force_reset_direct(void **state)

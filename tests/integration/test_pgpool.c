@@ -2,7 +2,8 @@
  * tests/integration/test_pgpool.c: the asynchronous PostgreSQL pool (common/pgpool.h) against
  * the real server named by DATABASE_URL, each test on its own h2o event loop and pool.
  * Covers parameters, concurrency, the wait queue, cancellation, sessions, session settings,
- * an unreachable server, connection loss and recovery, deadlines, ping and LISTEN.
+ * an unreachable server, connection loss and recovery, deadlines, ping, and the cause each
+ * callback is given (pgpool_status, the SQLSTATE of a statement error).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,20 +56,28 @@ static int64_t run_until(fixture *f, const int *counter, int target, int64_t max
 /* A result slot filled by on_result. */
 typedef struct {
     int calls;
-    int ok;
+    int ok; /* st == PGPOOL_OK */
+    pgpool_status st;
+    char sqlstate[6]; /* of a PGPOOL_STATEMENT_ERROR */
     char value[256];
     char value2[256];
     int64_t done_at;
     int *counter;
 } slot;
 
-static void on_result(void *data, PGresult *res)
+static void on_result(void *data, pgpool_status st, PGresult *res)
 {
     slot *s = data;
     s->calls++;
     s->done_at = now_ms();
-    s->ok = res != NULL;
-    if (res != NULL && PQntuples(res) > 0) {
+    s->st = st;
+    s->ok = st == PGPOOL_OK;
+    assert_true((res != NULL) == (st == PGPOOL_OK || st == PGPOOL_STATEMENT_ERROR));
+    if (st == PGPOOL_STATEMENT_ERROR) {
+        const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", code != NULL ? code : "");
+    }
+    if (st == PGPOOL_OK && PQntuples(res) > 0) {
         snprintf(s->value, sizeof(s->value), "%s", PQgetvalue(res, 0, 0));
         if (PQnfields(res) > 1)
             snprintf(s->value2, sizeof(s->value2), "%s", PQgetvalue(res, 0, 1));
@@ -77,11 +86,12 @@ static void on_result(void *data, PGresult *res)
         ++*s->counter;
 }
 
-static void on_ping(void *data, int ok)
+static void on_ping(void *data, pgpool_status st)
 {
     slot *s = data;
     s->calls++;
-    s->ok = ok;
+    s->st = st;
+    s->ok = st == PGPOOL_OK;
     s->done_at = now_ms();
     if (s->counter != NULL)
         ++*s->counter;
@@ -135,13 +145,14 @@ static void test_params(void **state)
     assert_true(s.ok);
     assert_string_equal(s.value, "42|h\xc3\xa9llo 'x'|true");
 
-    /* an error result gives NULL, and the pool keeps working */
+    /* an error result is a statement error with its SQLSTATE, and the pool keeps working */
     slot e = {0};
     e.counter = &n;
     assert_non_null(pgpool_exec(f.pool, "SELECT 1/0", 0, NULL, on_result, &e));
     run_until(&f, &n, 2, 5000);
     assert_int_equal(e.calls, 1);
-    assert_false(e.ok);
+    assert_int_equal(e.st, PGPOOL_STATEMENT_ERROR);
+    assert_string_equal(e.sqlstate, "22012"); /* division_by_zero */
     query_sync(&f, "SELECT 'after'", &s);
     assert_true(s.ok);
     assert_string_equal(s.value, "after");
@@ -311,10 +322,10 @@ typedef struct {
 
 static void session_step(session_script *ss);
 
-static void session_on_result(void *data, PGresult *res)
+static void session_on_result(void *data, pgpool_status st, PGresult *res)
 {
     session_script *ss = data;
-    if (res == NULL) {
+    if (st != PGPOOL_OK) {
         ss->failed = ss->step;
         ss->finished = 1;
         return;
@@ -329,10 +340,10 @@ static void session_on_result(void *data, PGresult *res)
     session_step(ss);
 }
 
-static void session_on_acquire(void *data, pgpool_conn *conn)
+static void session_on_acquire(void *data, pgpool_status st, pgpool_conn *conn)
 {
     session_script *ss = data;
-    if (conn == NULL) {
+    if (st != PGPOOL_OK) {
         ss->failed = 100 + ss->step;
         ss->finished = 1;
         return;
@@ -404,15 +415,18 @@ static void test_session_transaction(void **state)
 
 typedef struct {
     int calls;
+    pgpool_status st;
     pgpool_conn *conn;
     int64_t done_at;
 } acquired;
 
-static void on_acquire_store(void *data, pgpool_conn *conn)
+static void on_acquire_store(void *data, pgpool_status st, pgpool_conn *conn)
 {
     acquired *a = data;
     a->calls++;
+    a->st = st;
     a->conn = conn;
+    assert_true((conn != NULL) == (st == PGPOOL_OK));
     a->done_at = now_ms();
 }
 
@@ -455,7 +469,7 @@ static void test_session_edges(void **state)
     assert_non_null(pgpool_conn_exec(a2.conn, "SELECT 1", 0, NULL, on_result, &dead));
     run_until(&f, &n, 2, 5000);
     assert_int_equal(dead.calls, 1);
-    assert_false(dead.ok);
+    assert_int_equal(dead.st, PGPOOL_UNAVAILABLE);
     assert_true(dead.done_at - t0 < 500);
     pgpool_release(a2.conn, 0);
     slot s;
@@ -496,11 +510,12 @@ static void test_session_settings(void **state)
     fixture_close(&f);
 }
 
-static void on_acquire_slot(void *data, pgpool_conn *conn)
+static void on_acquire_slot(void *data, pgpool_status st, pgpool_conn *conn)
 {
     slot *s = data;
     s->calls++;
-    s->ok = conn != NULL;
+    s->st = st;
+    s->ok = st == PGPOOL_OK;
     s->done_at = now_ms();
     if (conn != NULL)
         pgpool_release(conn, 0);
@@ -527,7 +542,7 @@ static void test_unreachable(void **state)
     assert_int_equal(n, 4);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(s[i].calls, 1);
-        assert_false(s[i].ok);
+        assert_int_equal(s[i].st, PGPOOL_UNAVAILABLE); /* exec, exec, ping and acquire alike */
         assert_true(s[i].done_at - t0 < 1000);
     }
     /* still down after the back-off: a fresh attempt fails just as fast */
@@ -538,7 +553,7 @@ static void test_unreachable(void **state)
     assert_non_null(pgpool_exec(f.pool, "SELECT 3", 0, NULL, on_result, &again));
     run_until(&f, &n, 5, 3000);
     assert_int_equal(again.calls, 1);
-    assert_false(again.ok);
+    assert_int_equal(again.st, PGPOOL_UNAVAILABLE);
     assert_true(again.done_at - t0 < 1000);
     fixture_close(&f);
 }
@@ -561,7 +576,7 @@ static void test_connection_loss(void **state)
     terminate_backend(pid1.value);
     run_until(&f, &n, 1, 6000);
     assert_int_equal(a.calls, 1);
-    assert_false(a.ok);
+    assert_int_equal(a.st, PGPOOL_UNAVAILABLE); /* lost, not a statement error */
     assert_true(a.done_at - t0 < 2000);
 
     /* the next query reconnects */
@@ -595,7 +610,7 @@ static void test_deadline(void **state)
     assert_non_null(pgpool_exec(f.pool, "SELECT pg_sleep(3)", 0, NULL, on_result, &a));
     run_until(&f, &n, 1, 5000);
     assert_int_equal(a.calls, 1);
-    assert_false(a.ok);
+    assert_int_equal(a.st, PGPOOL_TIMEOUT);
     assert_true(a.done_at - t0 >= 250 && a.done_at - t0 < 1500);
     pgpool_set_deadline(f.pool, PGPOOL_DEFAULT_DEADLINE_MS);
     slot pid2;
@@ -628,7 +643,7 @@ static void test_ping(void **state)
     assert_non_null(pgpool_ping(f.pool, 200, on_ping, &late));
     run_until(&f, &nl, 1, 3000);
     assert_int_equal(late.calls, 1);
-    assert_false(late.ok);
+    assert_int_equal(late.st, PGPOOL_TIMEOUT);
     assert_true(late.done_at - t0 >= 150 && late.done_at - t0 < 700);
     run_until(&f, &nb, 1, 3000);
     assert_true(busy.ok);
@@ -661,76 +676,58 @@ static void test_ping(void **state)
     fixture_close(&f);
 }
 
-typedef struct {
-    int notified;
-    int reconnected;
-    char channel[64];
-    char payload[64];
-} listen_state;
-
-static void on_notify(void *data, const char *channel, const char *payload)
+/* Runs one statement on an acquired connection to completion. */
+static void conn_sync(fixture *f, pgpool_conn *conn, const char *sql, slot *s)
 {
-    listen_state *ls = data;
-    ls->notified++;
-    snprintf(ls->channel, sizeof(ls->channel), "%s", channel);
-    snprintf(ls->payload, sizeof(ls->payload), "%s", payload);
-}
-
-static void on_reconnect(void *data)
-{
-    listen_state *ls = data;
-    ls->reconnected++;
-}
-
-static void notify(fixture *f, const char *channel, const char *payload)
-{
-    slot s = {0};
     int n = 0;
-    s.counter = &n;
-    const char *params[2] = {channel, payload};
-    assert_non_null(pgpool_exec(f->pool, "SELECT pg_notify($1, $2)", 2, params, on_result, &s));
-    run_until(f, &n, 1, 5000);
-    assert_true(s.ok);
+    memset(s, 0, sizeof(*s));
+    s->counter = &n;
+    assert_non_null(pgpool_conn_exec(conn, sql, 0, NULL, on_result, s));
+    run_until(f, &n, 1, 10000);
+    assert_int_equal(s->calls, 1);
 }
 
-static void test_listen(void **state)
+/* Statement errors carry their SQLSTATE and leave the connection usable; the server's own
+ * statement_timeout is a statement error (the database answered), not PGPOOL_TIMEOUT. */
+static void test_statement_errors(void **state)
 {
     (void)state;
     fixture f;
     fixture_open(&f, db_url, 1, 10);
-    char channel[64];
-    snprintf(channel, sizeof(channel), "pgpool Test %d", (int)getpid());
-    listen_state ls = {0};
-    assert_int_equal(pgpool_listen(f.pool, "", on_notify, on_reconnect, &ls), -1);
-    assert_int_equal(pgpool_listen(f.pool, channel, on_notify, on_reconnect, &ls), 0);
-    run_until(&f, &ls.reconnected, 1, 5000);
-    assert_int_equal(ls.reconnected, 1);
-    notify(&f, channel, "hello");
-    run_until(&f, &ls.notified, 1, 5000);
-    assert_int_equal(ls.notified, 1);
-    assert_string_equal(ls.channel, channel);
-    assert_string_equal(ls.payload, "hello");
+    slot s;
+    query_sync(&f, "SELEC 1", &s);
+    assert_int_equal(s.st, PGPOOL_STATEMENT_ERROR);
+    assert_string_equal(s.sqlstate, "42601"); /* syntax_error */
 
-    /* kill the listening backend: it comes back by itself and says so */
-    PGconn *c = PQconnectdb(db_url);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    char listen_sql[128];
-    snprintf(listen_sql, sizeof(listen_sql), "LISTEN \"%s\"", channel);
-    const char *params[1] = {listen_sql};
-    PGresult *r = PQexecParams(c,
-                               "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                               "WHERE query = $1 AND pid <> pg_backend_pid()",
-                               1, NULL, params, NULL, NULL, 0);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    assert_string_equal(PQgetvalue(r, 0, 0), "1");
-    PQclear(r);
-    PQfinish(c);
-    run_until(&f, &ls.reconnected, 2, 5000);
-    assert_int_equal(ls.reconnected, 2);
-    notify(&f, channel, "again");
-    run_until(&f, &ls.notified, 2, 5000);
-    assert_int_equal(ls.notified, 2);
-    assert_string_equal(ls.payload, "again");
+    acquired a = {0};
+    assert_non_null(pgpool_acquire(f.pool, on_acquire_store, &a));
+    run_until(&f, &a.calls, 1, 5000);
+    assert_int_equal(a.st, PGPOOL_OK);
+    static const struct {
+        const char *sql;
+        pgpool_status st;
+        const char *sqlstate; /* of a statement error */
+    } script[] = {
+        {"CREATE TEMP TABLE pgpool_u (x int PRIMARY KEY)", PGPOOL_OK, ""},
+        {"INSERT INTO pgpool_u VALUES (1)", PGPOOL_OK, ""},
+        {"INSERT INTO pgpool_u VALUES (1)", PGPOOL_STATEMENT_ERROR, "23505"}, /* unique */
+        {"BEGIN", PGPOOL_OK, ""},
+        {"SET LOCAL statement_timeout = '50ms'", PGPOOL_OK, ""},
+        {"SELECT pg_sleep(5)", PGPOOL_STATEMENT_ERROR, "57014"}, /* query_canceled */
+        {"SELECT 1", PGPOOL_STATEMENT_ERROR, "25P02"},           /* in_failed_sql_transaction */
+    };
+    for (size_t i = 0; i < sizeof(script) / sizeof(script[0]); i++) {
+        conn_sync(&f, a.conn, script[i].sql, &s);
+        assert_int_equal(s.st, script[i].st);
+        assert_string_equal(s.sqlstate, script[i].sqlstate);
+    }
+    pgpool_release(a.conn, 0); /* rolls the failed transaction back */
+
+    /* the same connection (the temp table is there), clean again */
+    query_sync(&f, "SELECT count(*)::text, current_setting('statement_timeout') FROM pgpool_u", &s);
+    assert_int_equal(s.st, PGPOOL_OK);
+    assert_string_equal(s.value, "1");
+    assert_string_equal(s.value2, "30s");
     fixture_close(&f);
 }
 
@@ -755,7 +752,7 @@ int main(void)
         cmocka_unit_test(test_connection_loss),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_ping),
-        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_statement_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -405,10 +405,27 @@ def test_stale_lock_is_replaced():
     assert redis(SVC, "GET", key) == run["id"]
 
 
+def forget_runs():
+    """No run of an earlier test is left for a new service's worker to claim (and block on
+    HOLDER's locks while that service stops)."""
+    DB.sql("DELETE FROM recompute_runs WHERE requested_by <> 'seed'")
+
+
 def test_backlog_full_leaves_nothing_behind():
+    # The pending count decides every answer below, so no worker may claim a run the test
+    # creates: the service's only worker gets a run of its own first, on a pair HOLDER keeps
+    # locked, and waits there (the shared SVC's worker already waits on one since
+    # test_trigger_202_shape_row_audit_and_lock).
+    forget_runs()
+    DB.sql("INSERT INTO recompute_runs (id, report_slug, window_name, date_from, date_to,"
+           " requested_by, status, attempts) VALUES (gen_random_uuid(), 'top-entities', 'day',"
+           " '2020-01-01', '2020-01-01', 'occupier', 'pending', 0)")
     svc = adtest.Service(DB, RECOMPUTE_MAX_PENDING=2).start()
     try:
-        reset(svc)
+        assert adtest.wait_until(lambda: DB.sql("SELECT status FROM recompute_runs WHERE"
+                                                " requested_by = 'occupier'") == [["running"]], 10)
+        DB.sql("DELETE FROM audit_entries")
+        redis(svc, "FLUSHDB")
         accepted, full_at = [], None
         for i in range(1, 8):
             body = scope("status-counts", "day", "2023-01-01", "2023-01-%02d" % i)
@@ -440,6 +457,7 @@ def test_backlog_full_leaves_nothing_behind():
 
 
 def test_lock_ttl_in_milliseconds():
+    forget_runs()
     svc = adtest.Service(DB, RECOMPUTE_LOCK_TTL="1500ms").start()
     try:
         reset(svc)
@@ -457,6 +475,7 @@ def test_lock_ttl_in_milliseconds():
 
 
 def test_untrusted_redis_skips_the_lock():
+    forget_runs()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
@@ -508,14 +527,18 @@ def test_client_gone_mid_transaction_is_all_or_nothing():
     finally:
         hold.stdin.close()
         hold.wait(10)
-    time.sleep(0.5)
+    # No fixed pause: wait until the trigger's transaction is over (committed, or rolled back by
+    # the closed session). Only then does the presence of the run decide which branch holds.
+    assert adtest.wait_until(lambda: DB.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+        "'pg-analytics-service:http:%' AND xact_start IS NOT NULL") == [["0"]], 10)
     runs = DB.sql("SELECT id FROM recompute_runs WHERE date_from = '2020-01-01'")
     audits = DB.sql("SELECT resource_id FROM audit_entries")
     if runs:
         assert audits == runs, (runs, audits)
-        # The run may already have been executed (a recompute worker is running): its lock names
-        # it until the final state change, then it is released. Reading the lock before the
-        # status makes "no lock" imply a final status.
+        # Whatever the timing: a recompute worker may already have executed the run. Its lock
+        # names it until the run's final state change is committed, and only then is it
+        # released. Reading the lock before the status makes "no lock" imply a final status.
         lock = redis(SVC, "GET", key)
         status = DB.sql("SELECT status FROM recompute_runs WHERE id = '%s'" % runs[0][0])[0][0]
         assert lock == runs[0][0] or (lock == "" and status in ("completed", "failed")), \
@@ -527,7 +550,11 @@ def test_client_gone_mid_transaction_is_all_or_nothing():
         else:
             assert answer == (409, CONFLICT), answer
     else:
-        assert audits == [] and redis(SVC, "EXISTS", key) == "0"
+        # Rolled back: no audit entry, and the request releases the lock it took right after
+        # (compare-and-delete on its Redis connection); wait for that, do not time it.
+        assert audits == [], audits
+        assert adtest.wait_until(lambda: redis(SVC, "EXISTS", key) == "0", 10), \
+            redis(SVC, "GET", key)
         expect_202(SVC, scope("top-entities", "day", "2020-01-01", "2020-01-31"))
     assert DB.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                   "AND state LIKE 'idle in transaction%'") == [["0"]]

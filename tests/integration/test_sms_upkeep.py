@@ -116,8 +116,10 @@ def test_one_leader_rolls_up_and_another_takes_over():
         yesterday = (now() - datetime.timedelta(days=1)).replace(hour=10, minute=0, second=0,
                                                                   microsecond=0)
         today = now().replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=1)
-        if today.date() != now().date():  # just after midnight: keep both in the past
-            today = yesterday + datetime.timedelta(hours=5)
+        if today.date() != now().date():
+            # Just after midnight the hour before is yesterday's last: move the other set a day
+            # further back, so the events still fall on two days, both in the past.
+            yesterday -= datetime.timedelta(days=1)
         events = []
         for i in range(30):
             at = (yesterday if i % 2 else today) + datetime.timedelta(minutes=i)

@@ -58,17 +58,23 @@ static void test_example_1_status_counts(void **state)
                   "\"window\":\"day\"}",
                   "16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c");
 
-    jbuf key;
+    /* The entry key as the run handler builds it: canonical JSON, its hash, the entry key. */
+    jbuf canon, key;
+    char hash[65];
+    jbuf_init(&canon);
     jbuf_init(&key);
-    cachekey_build(&key, "status-counts", 1, &p);
+    cachekey_canonical(&canon, &p);
+    cachekey_sha256_hex(canon.data, canon.len, hash);
+    cachekey_entry(&key, "status-counts", strlen("status-counts"), 1, hash);
     assert_string_equal(
         key.data,
         "report:status-counts:v1:16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c");
     jbuf_reset(&key);
-    cachekey_build(&key, "status-counts", 1234567890123LL, &p);
+    cachekey_entry(&key, "status-counts", strlen("status-counts"), 1234567890123LL, hash);
     assert_string_equal(key.data,
                         "report:status-counts:v1234567890123:"
                         "16a27f9992c394ef2563ecc4bd31dd61ac353455c33531ab9a0d5a2c7417f25c");
+    jbuf_free(&canon);
     jbuf_free(&key);
 }
 
@@ -97,19 +103,22 @@ static void test_example_3_escaped_source(void **state)
     const char *qs = "window=day&breakdown=source&limit=100&source=a<b%26c"
                      "&date_from=2026-01-01&date_to=2026-01-31";
     size_t qlen = strlen(qs);
-    char src[128], brk[128];
-    size_t src_len = 0, brk_len = 0;
-    assert_int_equal(query_get(qs, qlen, "source", src, &src_len), 1);
-    assert_int_equal(query_get(qs, qlen, "breakdown", brk, &brk_len), 1);
+    query_param params[8];
+    char buf[128];
+    size_t n = query_parse(qs, qlen, params, buf);
+    const query_param *src = query_find(params, n, "source");
+    const query_param *brk = query_find(params, n, "breakdown");
+    assert_non_null(src);
+    assert_non_null(brk);
     struct cachekey_params p = {
-        .breakdown = brk,
-        .breakdown_len = brk_len,
+        .breakdown = brk->value,
+        .breakdown_len = brk->value_len,
         .date_from = day("2026-01-01"),
         .date_to = day("2026-01-31"),
         .limit = 100,
         .offset = 0,
-        .source = src,
-        .source_len = src_len,
+        .source = src->value,
+        .source_len = src->value_len,
         .status = NULL,
         .window = "day",
     };

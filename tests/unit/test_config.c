@@ -24,7 +24,7 @@ typedef struct {
     const char *value;
 } kv;
 
-#define MAX_VARS 32
+#define MAX_VARS 64
 typedef struct {
     kv vars[MAX_VARS];
     int n;
@@ -1008,6 +1008,276 @@ static void test_environ_source(void **state)
     assert_null(s.lookup(s.ctx, "TEST_CONFIG_ENVIRON"));
 }
 
+/* ---- the table of variables (config_vars) ------------------------------------------------- */
+
+/* The value of a variable's field as text, for comparisons across configs. */
+static void field_text(const config *cfg, size_t offset, config_field_type type, char *buf,
+                       size_t cap)
+{
+    const char *p = (const char *)cfg + offset;
+    switch (type) {
+    case CONFIG_FIELD_NONE:
+        snprintf(buf, cap, "-");
+        break;
+    case CONFIG_FIELD_STR:
+        snprintf(buf, cap, "%s", *(char *const *)p ? *(char *const *)p : "(null)");
+        break;
+    case CONFIG_FIELD_BOOL:
+        snprintf(buf, cap, "%d", (int)*(const bool *)p);
+        break;
+    case CONFIG_FIELD_INT:
+        snprintf(buf, cap, "%d", *(const int *)p);
+        break;
+    case CONFIG_FIELD_I64:
+        snprintf(buf, cap, "%lld", (long long)*(const int64_t *)p);
+        break;
+    }
+}
+
+/* Rows are unique and complete: a kind, a field, the range of an INT, a parser of a SPECIAL. */
+static void test_table_rows(void **state)
+{
+    (void)state;
+    assert_true(config_var_count > 30);
+    for (size_t i = 0; i < config_var_count; i++) {
+        const config_var *v = &config_vars[i];
+        assert_non_null(v->name);
+        assert_ptr_equal(config_var_find(v->name), v); /* no name twice */
+        assert_true(v->type != CONFIG_FIELD_NONE);
+        assert_true(v->read_by != 0);
+        assert_false(v->def != NULL && v->def_fn != NULL);
+        assert_false(v->required && (v->def != NULL || v->def_fn != NULL));
+        if (v->kind == CONFIG_KIND_INT)
+            assert_true(v->min <= v->max && v->below != NULL);
+        assert_int_equal(v->kind == CONFIG_KIND_SPECIAL, v->parse != NULL);
+    }
+    assert_null(config_var_find("NO_SUCH_VARIABLE"));
+}
+
+/* An unset variable and the same variable set to the table's default load the same value. */
+static void test_table_defaults_parse_like_values(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < config_var_count; i++) {
+        const config_var *v = &config_vars[i];
+        if (v->def == NULL)
+            continue;
+        config_role role = (v->read_by & CONFIG_READ_BY(CONFIG_ROLE_SERVER)) ? CONFIG_ROLE_SERVER
+                                                                             : CONFIG_ROLE_SEED;
+        fake f;
+        fake_valid(&f);
+        config unset, given;
+        assert_int_equal(run(&f, role, &unset), 0);
+        set(&f, v->name, v->def);
+        assert_int_equal(run(&f, role, &given), 0);
+        char a[256], b[256];
+        field_text(&unset, v->field, v->type, a, sizeof(a));
+        field_text(&given, v->field, v->type, b, sizeof(b));
+        if (strcmp(a, b) != 0)
+            fail_msg("%s: default %s, given %s", v->name, a, b);
+        config_free(&unset);
+        config_free(&given);
+        free(f.err);
+    }
+}
+
+/*
+ * read_by decides validation (CONFIG.md §1): an invalid value (leading space: invalid for every
+ * kind but text) is reported by exactly the programs that read the variable, with a message
+ * that starts with the variable's name.
+ */
+static void test_table_roles(void **state)
+{
+    (void)state;
+    config_role roles[] = {CONFIG_ROLE_SERVER, CONFIG_ROLE_MIGRATE, CONFIG_ROLE_SEED};
+    for (size_t i = 0; i < config_var_count; i++) {
+        const config_var *v = &config_vars[i];
+        if (v->kind == CONFIG_KIND_TEXT)
+            continue;
+        for (size_t r = 0; r < sizeof(roles) / sizeof(roles[0]); r++) {
+            fake f;
+            fake_valid(&f);
+            set(&f, v->name, " x");
+            config cfg;
+            int rc = run(&f, roles[r], &cfg);
+            char prefix[128];
+            snprintf(prefix, sizeof(prefix), "configuration error: %s ", v->name);
+            if (v->read_by & CONFIG_READ_BY(roles[r])) {
+                assert_int_equal(rc, -1);
+                if (strncmp(f.err, prefix, strlen(prefix)) != 0 || strchr(f.err, '\n')[1] != '\0')
+                    fail_msg("%s, role %d: %s", v->name, (int)roles[r], f.err);
+            } else {
+                assert_int_equal(rc, 0);
+                assert_string_equal(f.err, "");
+            }
+            config_free(&cfg);
+            free(f.err);
+        }
+    }
+}
+
+typedef struct {
+    char names[512];
+} changed_list;
+
+static void note_changed(const config_var *var, void *ctx)
+{
+    changed_list *c = ctx;
+    strcat(c->names, var->name);
+    strcat(c->names, " ");
+}
+
+/*
+ * The reload diff: every restart-only variable that changed is named once, in table order, and
+ * keeps its running value (both fields of METRICS_BIND); reloadable ones take the new value.
+ */
+static void test_reload_keeps_restart_only(void **state)
+{
+    (void)state;
+    fake f;
+    fake_valid(&f);
+    set(&f, "METRICS_BIND", "127.0.0.1:9464");
+    config running, next;
+    assert_int_equal(run(&f, CONFIG_ROLE_SERVER, &running), 0);
+
+    assert_int_equal(run(&f, CONFIG_ROLE_SERVER, &next), 0);
+    changed_list none = {""};
+    assert_int_equal(config_keep_restart_only(&running, &next, note_changed, &none), 0);
+    assert_string_equal(none.names, "");
+    config_free(&next);
+
+    set(&f, "APP_PORT", "3005");
+    set(&f, "APP_HOST", "127.0.0.1");
+    set(&f, "METRICS_BIND", "[::1]:9464"); /* same port, other host */
+    set(&f, "RECOMPUTE_QUEUE_SIZE", "8");
+    set(&f, "LOG_FORMAT", "json");
+    set(&f, "NATS_URL", "nats://127.0.0.1:4222");
+    set(&f, "HTTP_WORKERS", "7");       /* reloadable */
+    set(&f, "ACCESS_LOG", "true");      /* reloadable */
+    set(&f, "APP_VERSION", "reloaded"); /* reloadable */
+    assert_int_equal(run(&f, CONFIG_ROLE_SERVER, &next), 0);
+    changed_list c = {""};
+    assert_int_equal(config_keep_restart_only(&running, &next, note_changed, &c), 6);
+    assert_string_equal(c.names,
+                        "APP_PORT APP_HOST METRICS_BIND RECOMPUTE_QUEUE_SIZE LOG_FORMAT NATS_URL ");
+    assert_int_equal(next.app_port, running.app_port);
+    assert_null(next.app_host);
+    assert_int_equal(next.metrics_port, 9464);
+    assert_string_equal(next.metrics_host, "127.0.0.1");
+    assert_int_equal(next.recompute_queue_size, running.recompute_queue_size);
+    assert_int_equal(next.log_format, running.log_format);
+    assert_null(next.nats_url);
+    assert_int_equal(next.http_workers, 7);
+    assert_true(next.access_log);
+    assert_string_equal(next.app_version, "reloaded");
+    /* every restart-only field now equals the running one: a second pass finds nothing */
+    assert_int_equal(config_keep_restart_only(&running, &next, NULL, NULL), 0);
+    config_free(&running);
+    config_free(&next);
+    free(f.err);
+}
+
+/* The variable a line of the env file sets (NAME= or #NAME=) into name, or 0 for prose. */
+static size_t env_line_name(const char *line, char *name, size_t cap)
+{
+    const char *l = line[0] == '#' ? line + 1 : line;
+    size_t len = strspn(l, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+    if (len == 0 || l[len] != '=')
+        return 0;
+    snprintf(name, cap, "%.*s", (int)len, l);
+    return len;
+}
+
+/* The comment block above line i of lines: the '#' prose lines back to a blank or variable line. */
+static void comment_above(char **lines, size_t i, char *out, size_t cap)
+{
+    char name[128];
+    size_t start = i;
+    while (start > 0 && lines[start - 1][0] == '#' &&
+           env_line_name(lines[start - 1], name, sizeof(name)) == 0)
+        start--;
+    out[0] = '\0';
+    for (size_t k = start; k < i; k++) {
+        strncat(out, lines[k], cap - strlen(out) - 2);
+        strcat(out, "\n");
+    }
+}
+
+/* "Default: <def>" followed by the end of a word (not a longer value). */
+static bool documents_default(const char *comment, const char *def)
+{
+    char want[128];
+    snprintf(want, sizeof(want), "Default: %s", def);
+    for (const char *p = strstr(comment, want); p != NULL; p = strstr(p + 1, want)) {
+        char next = p[strlen(want)];
+        if (next == '\n' || next == '.' || next == ',' || next == ' ' || next == ')')
+            return true;
+    }
+    return false;
+}
+
+/*
+ * deploy/analyticsd.env.example cannot drift from the table: every variable appears exactly
+ * once (as NAME= or #NAME=) and nothing else does; the comment above it gives the table's
+ * default ("Default: <def>") and says "Needs a restart" exactly when the row is restart-only;
+ * and the file, loaded as the server's --config file, is valid.
+ */
+static void test_env_example_matches_table(void **state)
+{
+    (void)state;
+    const char *path = ANALYTICSD_SOURCE_DIR "/deploy/analyticsd.env.example";
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char *lines[512];
+    size_t n = 0;
+    char buf[1024];
+    while (fgets(buf, sizeof(buf), fp) != NULL) {
+        assert_true(n < 512);
+        buf[strcspn(buf, "\n")] = '\0';
+        lines[n++] = strdup(buf);
+    }
+    fclose(fp);
+    int seen[128] = {0};
+    assert_true(config_var_count <= 128);
+    for (size_t i = 0; i < n; i++) {
+        char name[128];
+        if (env_line_name(lines[i], name, sizeof(name)) == 0)
+            continue; /* prose */
+        const config_var *v = config_var_find(name);
+        if (v == NULL)
+            fail_msg("%s: %s is not in config_vars", path, name);
+        seen[v - config_vars]++;
+        char comment[4096];
+        comment_above(lines, i, comment, sizeof(comment));
+        if (v->def != NULL && !documents_default(comment, v->def))
+            fail_msg("%s: the comment above %s does not say \"Default: %s\"", path, name, v->def);
+        if ((strstr(comment, "Needs a restart") != NULL) != v->restart_only)
+            fail_msg("%s: %s is %s but its comment %s \"Needs a restart\"", path, name,
+                     v->restart_only ? "restart-only" : "reloadable",
+                     v->restart_only ? "lacks" : "says");
+    }
+    for (size_t i = 0; i < config_var_count; i++) {
+        if (seen[i] != 1)
+            fail_msg("%s: %s appears %d times", path, config_vars[i].name, seen[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+
+    config_env_file *file = NULL;
+    const char *error = NULL;
+    assert_int_equal(config_env_file_load(path, &file, &error), 0);
+    char *errs = NULL;
+    size_t errlen = 0;
+    FILE *err = open_memstream(&errs, &errlen);
+    config cfg;
+    assert_int_equal(config_load(&cfg, CONFIG_ROLE_SERVER, config_env_file_source(file), err), 0);
+    fclose(err);
+    assert_string_equal(errs, "");
+    free(errs);
+    config_free(&cfg);
+    config_env_file_free(file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1035,6 +1305,11 @@ int main(void)
         cmocka_unit_test(test_env_file_errors),
         cmocka_unit_test(test_environ_source),
         cmocka_unit_test(test_log_variables),
+        cmocka_unit_test(test_table_rows),
+        cmocka_unit_test(test_table_defaults_parse_like_values),
+        cmocka_unit_test(test_table_roles),
+        cmocka_unit_test(test_reload_keeps_restart_only),
+        cmocka_unit_test(test_env_example_matches_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,8 @@
 /*
  * tests/unit/test_params.c: unit tests for common/params and common/textutil: query-string
  * decoding (API.md §2.1), trimming and blank values (§2.2), matchable text (§2.3), integer
- * parameters (§2.4), window (§2.5), the management key candidate (§3), UUID ids (§4.7) and
- * requested_by (§4.5 step 8).
+ * parameters (§2.4), window (§2.5), the management key candidate (§3, server/http_auth.h), UUID
+ * ids (§4.7) and requested_by (§4.5 step 8).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,10 +15,11 @@
 #include <string.h>
 
 #include "common/params.h"
+#include "server/http_auth.h"
 
 #define BYTES(s) s, sizeof(s) - 1
 
-/* ---- query_get ------------------------------------------------------------------------- */
+/* ---- query_parse / query_find ---------------------------------------------------------- */
 
 struct query_case {
     const char *qs;
@@ -79,36 +80,7 @@ static const struct query_case query_cases[] = {
     ABSENT("limit=%g0", "limit"),
 };
 
-static void test_query_get(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof(query_cases) / sizeof(query_cases[0]); i++) {
-        const struct query_case *c = &query_cases[i];
-        size_t qlen = strlen(c->qs);
-        char *buf = malloc(qlen ? qlen : 1); /* exactly qs_len bytes, so ASan sees overruns */
-        size_t out_len = 999;
-        int found = query_get(c->qs, qlen, c->name, buf, &out_len);
-        if (found != c->found)
-            fail_msg("case %zu (%s): found %d", i, c->qs, found);
-        if (found && (out_len != c->want_len || memcmp(buf, c->want, out_len) != 0))
-            fail_msg("case %zu (%s): value [%.*s]", i, c->qs, (int)out_len, buf);
-        if (!found)
-            assert_int_equal(out_len, 999);
-        free(buf);
-    }
-    /* The explicit length bounds the scan. */
-    char buf[16];
-    query_param one[2];
-    assert_int_equal(query_piece_bound("limit=12&x=1", 7), 1);
-    assert_int_equal(query_parse("limit=12&x=1", 7, one, buf), 1);
-    assert_int_equal(one[0].value_len, 1);
-    size_t n;
-    assert_int_equal(query_get("limit=12&x=1", 7, "limit", buf, &n), 1);
-    assert_int_equal(n, 1);
-    assert_int_equal(buf[0], '1');
-}
-
-/* query_parse + query_find answer every case exactly as query_get does. */
+/* Every case through the one parser, as the handlers use it: query_parse, then query_find. */
 static void test_query_parse(void **state)
 {
     (void)state;
@@ -141,6 +113,36 @@ static void test_query_parse(void **state)
     assert_int_equal(p[2].value_len, 0);
     assert_memory_equal(query_find(p, 4, "a")->value, "1", 1);
     assert_null(query_find(p, 4, "bad"));
+
+    /* The explicit length bounds the scan. */
+    query_param one[2];
+    assert_int_equal(query_piece_bound("limit=12&x=1", 7), 1);
+    assert_int_equal(query_parse("limit=12&x=1", 7, one, buf), 1);
+    assert_int_equal(one[0].value_len, 1);
+    assert_int_equal(one[0].value[0], '1');
+}
+
+/* The one percent-decoder (textutil.h), also used for REDIS_URL credentials. */
+static void test_percent_decode(void **state)
+{
+    (void)state;
+    char out[16];
+    size_t n = 99;
+    assert_int_equal(text_percent_decode(BYTES("a+b%2B%41%e9"), true, out, &n), 0);
+    assert_int_equal(n, 6);
+    assert_memory_equal(out, "a b+A\xe9", 6);
+    assert_int_equal(text_percent_decode(BYTES("a+b"), false, out, &n), 0);
+    assert_memory_equal(out, "a+b", 3);
+    assert_int_equal(text_percent_decode(BYTES("%00"), false, out, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], '\0');
+    n = 99;
+    assert_int_equal(text_percent_decode(BYTES("%4"), true, out, &n), -1);
+    assert_int_equal(text_percent_decode(BYTES("x%"), true, out, &n), -1);
+    assert_int_equal(text_percent_decode(BYTES("%g0"), true, out, &n), -1);
+    assert_int_equal(n, 99);
+    assert_int_equal(text_percent_decode("", 0, true, out, &n), 0);
+    assert_int_equal(n, 0);
 }
 
 /* ---- trimming, blank, matchable ------------------------------------------------------ */
@@ -386,10 +388,11 @@ static void test_param_int(void **state)
     };
     for (size_t i = 0; i < sizeof(e2e) / sizeof(e2e[0]); i++) {
         char buf[64];
-        size_t n = 0;
-        int present = query_get(e2e[i].qs, strlen(e2e[i].qs), "limit", buf, &n);
+        query_param params[4];
+        size_t np = query_parse(e2e[i].qs, strlen(e2e[i].qs), params, buf);
+        const query_param *q = query_find(params, np, "limit");
         out = -99;
-        param_int_status st = param_int(buf, n, present, &out);
+        param_int_status st = param_int(q ? q->value : NULL, q ? q->value_len : 0, q != NULL, &out);
         if (st != e2e[i].st || (st == PARAM_INT_SET && out != e2e[i].want))
             fail_msg("%s: status %d value %lld", e2e[i].qs, st, (long long)out);
     }
@@ -543,15 +546,15 @@ static const struct auth_case auth_cases[] = {
     {"", NULL, NULL},
 };
 
-static void test_auth_candidate(void **state)
+static void test_http_auth_candidate(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(auth_cases) / sizeof(auth_cases[0]); i++) {
         const struct auth_case *c = &auth_cases[i];
         const char *out = NULL;
         size_t out_len = 0;
-        int rc = auth_candidate(c->x, c->x ? strlen(c->x) : 0, c->authz,
-                                c->authz ? strlen(c->authz) : 0, &out, &out_len);
+        int rc = http_auth_candidate(c->x, c->x ? strlen(c->x) : 0, c->authz,
+                                     c->authz ? strlen(c->authz) : 0, &out, &out_len);
         if (c->want == NULL) {
             if (rc != -1)
                 fail_msg("case %zu: accepted [%.*s]", i, (int)out_len, out);
@@ -565,8 +568,8 @@ static void test_auth_candidate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query_get),
         cmocka_unit_test(test_query_parse),
+        cmocka_unit_test(test_percent_decode),
         cmocka_unit_test(test_trim_every_code_point),
         cmocka_unit_test(test_trim_table),
         cmocka_unit_test(test_matchable),
@@ -574,7 +577,7 @@ int main(void)
         cmocka_unit_test(test_param_int),
         cmocka_unit_test(test_param_window),
         cmocka_unit_test(test_uuid_parse),
-        cmocka_unit_test(test_auth_candidate),
+        cmocka_unit_test(test_http_auth_candidate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/dates.h"
 #include "common/cachekey.h"
 #include "server/catalogue.h"
 #include "server/report_cache.h"
@@ -192,11 +193,13 @@ static void test_lookup_reply_decoding(void **state)
                      CACHE_REPLY_STALE);
     assert_int_equal(cache_lookup_reply(REDISCONN_OK, &absent, 1, &version, &value, &len),
                      CACHE_REPLY_ABSENT);
-    assert_int_equal(cache_lookup_reply(REDISCONN_OK, &err, 12, &version, &value, &len),
+    assert_int_equal(cache_lookup_reply(REDISCONN_ERROR_REPLY, &err, 12, &version, &value, &len),
                      CACHE_REPLY_OFF);
     assert_int_equal(cache_lookup_reply(REDISCONN_OK, &one, 12, &version, &value, &len),
                      CACHE_REPLY_OFF);
-    assert_int_equal(cache_lookup_reply(REDISCONN_FAILED, NULL, 12, &version, &value, &len),
+    assert_int_equal(cache_lookup_reply(REDISCONN_UNAVAILABLE, NULL, 12, &version, &value, &len),
+                     CACHE_REPLY_OFF);
+    assert_int_equal(cache_lookup_reply(REDISCONN_TIMEOUT, NULL, 12, &version, &value, &len),
                      CACHE_REPLY_OFF);
     const char *bad[] = {"", "abc", "01", "+1", "-0", "1.5", "9223372036854775808", " 1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -295,6 +298,13 @@ static void test_registry_reports_and_layouts(void **state)
     assert_true(registry_window_find("week")->report_api);
     assert_false(registry_window_find("month")->report_api);
     assert_null(registry_window_find("WEEK"));
+    /* Bucket starts: 2026-12-02 is a Wednesday. */
+    int32_t d;
+    assert_int_equal(date_parse("2026-12-02", 10, &d), 0);
+    assert_int_equal(registry_window_floor(registry_window_find("day"), d), d);
+    assert_int_equal(registry_window_floor(registry_window_find("week"), d), d - 2);
+    assert_int_equal(registry_window_floor(registry_window_find("month"), d), d - 1);
+    assert_int_equal(registry_window_floor(registry_window_find("month"), d - 2), d - 31);
 }
 
 static void test_snapshot_sql_per_layout(void **state)
