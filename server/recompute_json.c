@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- small column readers --------------------------------------------------------------- */
+/* ---- column readers ---------------------------------------------------------------------- */
 
 static int col_text(const PGresult *res, int row, int col, const char **s, size_t *len)
 {
@@ -26,11 +26,9 @@ static int col_text(const PGresult *res, int row, int col, const char **s, size_
     return 0;
 }
 
-static int col_int(const PGresult *res, int row, int col, int64_t *out)
+static int parse_int(const char *s, size_t len, int64_t *out)
 {
-    const char *s;
-    size_t len;
-    if (col_text(res, row, col, &s, &len) != 0 || len == 0)
+    if (len == 0)
         return -1;
     errno = 0;
     char *end;
@@ -41,139 +39,112 @@ static int col_int(const PGresult *res, int row, int col, int64_t *out)
     return 0;
 }
 
-static int put_string_col(jbuf *b, const char *key, const PGresult *res, int row, int col)
+/* ---- objects as tables of members --------------------------------------------------------- */
+
+/* How a member is written from its column. */
+typedef enum {
+    FIELD_STRING,    /* "text" */
+    FIELD_INT,       /* 123 */
+    FIELD_DATE,      /* "YYYY-MM-DD" */
+    FIELD_TIMESTAMP, /* RFC 3339 in UTC (pgtime_parse, jout_timestamp) */
+    FIELD_SORTED,    /* a JSON object with its keys in byte order */
+} field_kind;
+
+/* One member; the table's order is both the columns' and the members' order. */
+typedef struct {
+    const char *key;
+    field_kind kind;
+    int optional; /* omitted when NULL or empty; otherwise NULL is an error */
+} field;
+
+/* Appends one member (with a comma unless it is the first written). 0, or -1. */
+static int put_field(jbuf *b, const field *f, const PGresult *res, int row, int col, int *first)
 {
     const char *s;
     size_t len;
-    if (col_text(res, row, col, &s, &len) != 0)
-        return -1;
-    jout_key(b, key);
-    jout_string(b, s, len);
+    if (col_text(res, row, col, &s, &len) != 0 || (f->optional && len == 0))
+        return f->optional ? 0 : -1;
+    if (!*first)
+        jbuf_putc(b, ',');
+    *first = 0;
+    jout_key(b, f->key);
+    int64_t v;
+    int32_t days, nanos;
+    switch (f->kind) {
+    case FIELD_STRING:
+        jout_string(b, s, len);
+        return 0;
+    case FIELD_INT:
+        if (parse_int(s, len, &v) != 0)
+            return -1;
+        jout_int(b, v);
+        return 0;
+    case FIELD_DATE:
+        if (date_parse(s, len, &days) != 0)
+            return -1;
+        jout_date(b, days);
+        return 0;
+    case FIELD_TIMESTAMP:
+        if (pgtime_parse(s, &v, &nanos) != 0)
+            return -1;
+        jout_timestamp(b, v, nanos);
+        return 0;
+    case FIELD_SORTED:
+        return jout_sorted(b, s, len);
+    }
+    return -1;
+}
+
+/* Appends the object of fields[0..n) from columns col.. of the row; 0, or -1 (logged). */
+static int put_object(jbuf *b, const field *fields, size_t n, const PGresult *res, int row, int col,
+                      const char *what)
+{
+    int first = 1;
+    jbuf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (put_field(b, &fields[i], res, row, col + (int)i, &first) != 0) {
+            log_error("%s row %d cannot be rendered", what, row);
+            return -1;
+        }
+    }
+    jbuf_putc(b, '}');
     return 0;
 }
 
-static int put_date_col(jbuf *b, const char *key, const PGresult *res, int row, int col)
-{
-    const char *s;
-    size_t len;
-    int32_t days;
-    if (col_text(res, row, col, &s, &len) != 0 || date_parse(s, len, &days) != 0)
-        return -1;
-    jout_key(b, key);
-    jout_date(b, days);
-    return 0;
-}
+/* RUNS_JSON_COLUMNS, API.md §5.3 */
+static const field RUN_FIELDS[] = {
+    {"id", FIELD_STRING, 0},
+    {"report_slug", FIELD_STRING, 0},
+    {"window", FIELD_STRING, 0},
+    {"date_from", FIELD_DATE, 0},
+    {"date_to", FIELD_DATE, 0},
+    {"requested_by", FIELD_STRING, 0},
+    {"status", FIELD_STRING, 0},
+    {"attempts", FIELD_INT, 0},
+    {"requested_at", FIELD_TIMESTAMP, 0},
+    {"started_at", FIELD_TIMESTAMP, 1},
+    {"finished_at", FIELD_TIMESTAMP, 1},
+    {"error_message", FIELD_STRING, 1},
+    {"summary", FIELD_SORTED, 0},
+};
 
-/* Writes ,"key":<timestamp>; a NULL column is omitted when optional, an error otherwise. */
-static int put_timestamp_col(jbuf *b, const char *key, const PGresult *res, int row, int col,
-                             int optional)
-{
-    if (PQgetisnull(res, row, col))
-        return optional ? 0 : -1;
-    int64_t sec;
-    int32_t nanos;
-    if (pgtime_parse(PQgetvalue(res, row, col), &sec, &nanos) != 0)
-        return -1;
-    jbuf_putc(b, ',');
-    jout_key(b, key);
-    jout_timestamp(b, sec, nanos);
-    return 0;
-}
-
-static int put_sorted_col(jbuf *b, const char *key, const PGresult *res, int row, int col)
-{
-    const char *s;
-    size_t len;
-    if (col_text(res, row, col, &s, &len) != 0)
-        return -1;
-    jout_key(b, key);
-    return jout_sorted(b, s, len);
-}
-
-/* ---- objects ---------------------------------------------------------------------------- */
+/* RUNS_AUDIT_JSON_COLUMNS, API.md §5.4 */
+static const field AUDIT_FIELDS[] = {
+    {"id", FIELD_INT, 0},
+    {"actor", FIELD_STRING, 0},
+    {"action", FIELD_STRING, 0},
+    {"resource_type", FIELD_STRING, 0},
+    {"resource_id", FIELD_STRING, 1},
+    {"metadata", FIELD_SORTED, 0},
+    {"created_at", FIELD_TIMESTAMP, 0},
+};
 
 int recompute_json_run(jbuf *b, const PGresult *res, int row, int col)
 {
-    int64_t attempts;
-    const char *err;
-    size_t err_len;
-    jbuf_putc(b, '{');
-    if (put_string_col(b, "id", res, row, col) != 0)
-        goto bad;
-    jbuf_putc(b, ',');
-    if (put_string_col(b, "report_slug", res, row, col + 1) != 0)
-        goto bad;
-    jbuf_putc(b, ',');
-    if (put_string_col(b, "window", res, row, col + 2) != 0)
-        goto bad;
-    jbuf_putc(b, ',');
-    if (put_date_col(b, "date_from", res, row, col + 3) != 0)
-        goto bad;
-    jbuf_putc(b, ',');
-    if (put_date_col(b, "date_to", res, row, col + 4) != 0)
-        goto bad;
-    jbuf_putc(b, ',');
-    if (put_string_col(b, "requested_by", res, row, col + 5) != 0)
-        goto bad;
-    jbuf_putc(b, ',');
-    if (put_string_col(b, "status", res, row, col + 6) != 0)
-        goto bad;
-    if (col_int(res, row, col + 7, &attempts) != 0)
-        goto bad;
-    jbuf_putc(b, ',');
-    jout_key(b, "attempts");
-    jout_int(b, attempts);
-    if (put_timestamp_col(b, "requested_at", res, row, col + 8, 0) != 0 ||
-        put_timestamp_col(b, "started_at", res, row, col + 9, 1) != 0 ||
-        put_timestamp_col(b, "finished_at", res, row, col + 10, 1) != 0)
-        goto bad;
-    if (col_text(res, row, col + 11, &err, &err_len) == 0 && err_len > 0) {
-        jbuf_putc(b, ',');
-        jout_key(b, "error_message");
-        jout_string(b, err, err_len);
-    }
-    jbuf_putc(b, ',');
-    if (put_sorted_col(b, "summary", res, row, col + 12) != 0)
-        goto bad;
-    jbuf_putc(b, '}');
-    return 0;
-bad:
-    log_error("recompute run row %d cannot be rendered", row);
-    return -1;
+    return put_object(b, RUN_FIELDS, ARRAY_LEN(RUN_FIELDS), res, row, col, "recompute run");
 }
 
 int recompute_json_audit(jbuf *b, const PGresult *res, int row, int col)
 {
-    int64_t id;
-    const char *rid;
-    size_t rid_len;
-    if (col_int(res, row, col, &id) != 0)
-        goto bad;
-    jbuf_putc(b, '{');
-    jout_key(b, "id");
-    jout_int(b, id);
-    jbuf_putc(b, ',');
-    if (put_string_col(b, "actor", res, row, col + 1) != 0)
-        goto bad;
-    jbuf_putc(b, ',');
-    if (put_string_col(b, "action", res, row, col + 2) != 0)
-        goto bad;
-    jbuf_putc(b, ',');
-    if (put_string_col(b, "resource_type", res, row, col + 3) != 0)
-        goto bad;
-    if (col_text(res, row, col + 4, &rid, &rid_len) == 0 && rid_len > 0) {
-        jbuf_putc(b, ',');
-        jout_key(b, "resource_id");
-        jout_string(b, rid, rid_len);
-    }
-    jbuf_putc(b, ',');
-    if (put_sorted_col(b, "metadata", res, row, col + 5) != 0)
-        goto bad;
-    if (put_timestamp_col(b, "created_at", res, row, col + 6, 0) != 0)
-        goto bad;
-    jbuf_putc(b, '}');
-    return 0;
-bad:
-    log_error("audit entry row %d cannot be rendered", row);
-    return -1;
+    return put_object(b, AUDIT_FIELDS, ARRAY_LEN(AUDIT_FIELDS), res, row, col, "audit entry");
 }

@@ -7,6 +7,7 @@
 #include "common/cachekey.h"
 #include "common/dates.h"
 #include "common/log.h"
+#include "common/params.h"
 #include "common/textutil.h"
 #include "common/sms_read.h"
 #include "common/util.h"
@@ -130,7 +131,15 @@ sms_read_req *sms_http_begin(http_app *app, h2o_req_t *req)
     return r;
 }
 
-sms_choice sms_http_choice(h2o_req_t *req, const char *name, int fold)
+/* A decoded, trimmed parameter value (bytes, may hold NUL; len 0 when absent or blank). */
+typedef struct sms_choice {
+    const char *p;
+    size_t len;
+} sms_choice;
+
+/* Query parameter `name` trimmed (API.md §2.2), in the request's pool; with fold, ASCII letters
+ * folded to lower case. */
+static sms_choice sms_http_choice(h2o_req_t *req, const char *name, int fold)
 {
     const char *v;
     size_t len, start;
@@ -147,9 +156,35 @@ sms_choice sms_http_choice(h2o_req_t *req, const char *name, int fold)
     return (sms_choice){out, len};
 }
 
-int sms_choice_is(sms_choice c, const char *word)
+/* Whether c is exactly the NUL-terminated word (a value with a NUL byte matches no word). */
+static int sms_choice_is(sms_choice c, const char *word)
 {
     return c.len == strlen(word) && memcmp(c.p, word, c.len) == 0;
+}
+
+int sms_http_window(sms_read_req *r, const char *a, const char *b, const char **out)
+{
+    sms_choice w = sms_http_choice(r->req, "window", 1);
+    if (w.len == 0)
+        w = (sms_choice){"day", 3};
+    if (sms_choice_is(w, a) || sms_choice_is(w, b)) {
+        *out = sms_choice_is(w, a) ? a : b;
+        return 0;
+    }
+    char message[64];
+    snprintf(message, sizeof(message), "window must be %s or %s", a, b);
+    http_send_error(r->req, 400, message);
+    return -1;
+}
+
+int sms_http_path_id(sms_read_req *r, const char *param, size_t len, const char *not_found)
+{
+    if (uuid_parse(param, len, r->id) != 0) {
+        http_send_error(r->req, 404, not_found);
+        return -1;
+    }
+    r->not_found = not_found;
+    return 0;
 }
 
 int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,

@@ -41,20 +41,19 @@ typedef struct sms_read_req {
  */
 sms_read_req *sms_http_begin(http_app *app, h2o_req_t *req);
 
-/* A decoded, trimmed parameter value (bytes, may hold NUL; len 0 when absent or blank). */
-typedef struct sms_choice {
-    const char *p;
-    size_t len;
-} sms_choice;
+/*
+ * The `window` parameter of a series (SMS.md §6.4, §6.5), trimmed and case-folded: `a` or `b`,
+ * blank meaning `day`. Sets *out to that word (static) and returns 0, or answers 400 `window must
+ * be <a> or <b>` and returns -1.
+ */
+int sms_http_window(sms_read_req *r, const char *a, const char *b, const char **out);
 
 /*
- * Query parameter `name` trimmed (API.md §2.2), in the request's pool. With fold, ASCII letters
- * are folded to lower case.
+ * The id in the path of a detail route: a UUID, copied in lower case into r->id, and the 404
+ * message `not_found` for a statement that finds no such id (r->not_found). Returns 0, or answers
+ * 404 `not_found` at once and returns -1 when it is not a UUID.
  */
-sms_choice sms_http_choice(h2o_req_t *req, const char *name, int fold);
-
-/* Whether c is exactly the NUL-terminated word (a value with a NUL byte matches no word). */
-int sms_choice_is(sms_choice c, const char *word);
+int sms_http_path_id(sms_read_req *r, const char *param, size_t len, const char *not_found);
 
 /*
  * The list parameters (SMS.md §6.3): `sort` one of sorts[0..n) (blank: sorts[0]; else 400 with

@@ -8,15 +8,10 @@
  * Check order: date range, span, then the route's own parameters (sort, order / window), then
  * the path id (404), which is also looked up by the statement.
  */
-#include "common/params.h"
 #include "common/sms_read.h"
 #include "common/util.h"
 #include "server/http_app.h"
-#include "server/http_query.h"
-#include "server/http_response.h"
 #include "server/sms_http.h"
-
-#include <string.h>
 
 static const char SORT_MESSAGE[] =
     "sort must be one of total_cost, messages_sent, delivery_rate, account_id";
@@ -36,10 +31,8 @@ void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
     (void)m;
     sms_read_req *r = sms_http_begin(app, req);
-    if (r == NULL)
-        return;
     sms_list l;
-    if (sms_http_list_params(r, SORTS, ARRAY_LEN(SORTS), SORT_MESSAGE, &l) != 0)
+    if (r == NULL || sms_http_list_params(r, SORTS, ARRAY_LEN(SORTS), SORT_MESSAGE, &l) != 0)
         return;
     r->render = render_list;
     const char *params[6] = {r->lo, r->hi, l.sort, l.desc, l.limit, l.offset};
@@ -49,21 +42,11 @@ void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m)
 void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
     sms_read_req *r = sms_http_begin(app, req);
-    if (r == NULL)
+    const char *window;
+    if (r == NULL || sms_http_window(r, "day", "month", &window) != 0 ||
+        sms_http_path_id(r, m->param, m->param_len, "account was not found") != 0)
         return;
-    sms_choice w = sms_http_choice(req, "window", 1);
-    int month = sms_choice_is(w, "month");
-    if (w.len != 0 && !month && !sms_choice_is(w, "day")) {
-        http_send_error(req, 400, "window must be day or month");
-        return;
-    }
-    if (uuid_parse(m->param, m->param_len, r->id) != 0) {
-        http_send_error(req, 404, "account was not found");
-        return;
-    }
-    const char *window = month ? "month" : "day";
     r->render = render_usage;
-    r->not_found = "account was not found";
     const char *params[4] = {r->id, r->lo, r->hi, window};
     sms_http_run(r, "account_usage", SMS_READ_ACCOUNT_USAGE_SQL, 4, params);
 }

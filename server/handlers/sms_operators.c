@@ -8,11 +8,9 @@
  * Check order: date range, span, then the route's own parameters (sort, order / window and the
  * hour window's span), then the path id (404), which is also looked up by the statement.
  */
-#include "common/params.h"
 #include "common/sms_read.h"
 #include "common/util.h"
 #include "server/http_app.h"
-#include "server/http_query.h"
 #include "server/http_response.h"
 #include "server/sms_http.h"
 
@@ -40,10 +38,8 @@ void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
     (void)m;
     sms_read_req *r = sms_http_begin(app, req);
-    if (r == NULL)
-        return;
     sms_list l;
-    if (sms_http_list_params(r, SORTS, ARRAY_LEN(SORTS), SORT_MESSAGE, &l) != 0)
+    if (r == NULL || sms_http_list_params(r, SORTS, ARRAY_LEN(SORTS), SORT_MESSAGE, &l) != 0)
         return;
     r->render = render_list;
     const char *params[7] = {r->lo, r->hi, r->floor, l.sort, l.desc, l.limit, l.offset};
@@ -53,25 +49,16 @@ void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m)
 void sms_operator_metrics_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
     sms_read_req *r = sms_http_begin(app, req);
-    if (r == NULL)
+    const char *window;
+    if (r == NULL || sms_http_window(r, "hour", "day", &window) != 0)
         return;
-    sms_choice w = sms_http_choice(req, "window", 1);
-    int hour = sms_choice_is(w, "hour");
-    if (w.len != 0 && !hour && !sms_choice_is(w, "day")) {
-        http_send_error(req, 400, "window must be hour or day");
-        return;
-    }
-    if (hour && r->to - r->from + 1 > SMS_HOUR_WINDOW_MAX_DAYS) {
+    if (strcmp(window, "hour") == 0 && r->to - r->from + 1 > SMS_HOUR_WINDOW_MAX_DAYS) {
         http_send_error(req, 400, "date range exceeds 31 days for window hour");
         return;
     }
-    if (uuid_parse(m->param, m->param_len, r->id) != 0) {
-        http_send_error(req, 404, "operator was not found");
+    if (sms_http_path_id(r, m->param, m->param_len, "operator was not found") != 0)
         return;
-    }
-    const char *window = hour ? "hour" : "day";
     r->render = render_metrics;
-    r->not_found = "operator was not found";
     const char *params[5] = {r->id, r->lo, r->hi, r->floor, window};
     sms_http_run(r, "operator_metrics", SMS_READ_OPERATOR_METRICS_SQL, 5, params);
 }
