@@ -18,6 +18,7 @@
 #include "common/pgsession.h"
 #include "common/rebuild.h"
 #include "common/util.h"
+#include "common/scopelock.h"
 #include "worker/runstore.h"
 #include "worker/stopsignal.h"
 
@@ -224,7 +225,8 @@ static recompute_job_outcome job_succeeded(const recompute_job_env *env, PGconn 
              run->id, run->report_slug, run->window, run->date_from, run->date_to,
              (long long)sum->bucket_count, (long long)sum->rows_deleted,
              (long long)sum->rows_inserted, run->attempts);
-    runstore_release_scope_lock(env->cfg, run);
+    scopelock_release(env->cfg, run->report_slug, run->window, run->date_from, run->date_to,
+                      run->id);
     if (runstore_unlock(*conn, run->id) != 0) {
         abandon(conn, run->id, "cannot release the ownership lock");
         return RECOMPUTE_JOB_ABANDONED;
@@ -269,7 +271,8 @@ static recompute_job_outcome job_failed(const recompute_job_env *env, PGconn **c
         abandon(conn, run->id, "cannot mark the run failed");
         return RECOMPUTE_JOB_ABANDONED;
     }
-    runstore_release_scope_lock(env->cfg, run);
+    scopelock_release(env->cfg, run->report_slug, run->window, run->date_from, run->date_to,
+                      run->id);
     if (runstore_unlock(*conn, run->id) != 0) {
         abandon(conn, run->id, "cannot release the ownership lock");
         return RECOMPUTE_JOB_ABANDONED;

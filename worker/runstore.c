@@ -1,5 +1,5 @@
 /*
- * worker/runstore.c: run state changes, audit entries, scope lock release, version bump and
+ * worker/runstore.c: run state changes, audit entries, version bump and
  * dispatch refill (see runstore.h). Runs in the recompute workers and the supervisor.
  */
 #include "worker/runstore.h"
@@ -7,9 +7,7 @@
 #include "common/cachekey.h"
 #include "common/log.h"
 #include "common/pgsession.h"
-#include "common/dates.h"
 #include "common/redissync.h"
-#include "common/scopelock.h"
 #include "common/shstate.h"
 #include "common/util.h"
 
@@ -126,37 +124,6 @@ runstore_status runstore_recover_orphan(PGconn *conn, const char *run_id, int ma
     return st;
 }
 
-int runstore_release_scope_lock(const config *cfg, const runstore_run *run)
-{
-    if (!shstate_redis_trusted())
-        return 0;
-    int32_t from, to;
-    if (date_parse(run->date_from, strlen(run->date_from), &from) != 0 ||
-        date_parse(run->date_to, strlen(run->date_to), &to) != 0) {
-        log_error("scope lock release for run %s: bad dates %s..%s", run->id, run->date_from,
-                  run->date_to);
-        return -1;
-    }
-    char key[256];
-    scopelock_key(key, sizeof(key), run->report_slug, run->window, from, to);
-    redisContext *rc = redissync_connect(&cfg->redis);
-    if (rc == NULL)
-        return -1;
-    const char *argv[] = {"EVAL", SCOPELOCK_RELEASE_LUA, "1", key, run->id};
-    redisReply *r = redissync_command(&rc, 5, argv, NULL);
-    int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
-    if (r != NULL && !ok)
-        log_warn("scope lock release for run %s rejected: %s", run->id,
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    else if (r == NULL)
-        log_warn("scope lock release for run %s failed: redis unreachable", run->id);
-    if (r != NULL)
-        freeReplyObject(r);
-    if (rc != NULL)
-        redisFree(rc);
-    return ok ? 0 : -1;
-}
-
 int runstore_bump_version(const config *cfg, const char *report_slug)
 {
     if (!shstate_redis_trusted())
@@ -214,94 +181,4 @@ int runstore_refill(PGconn *conn, ring_t *ring)
     }
     PQclear(res);
     return pushed;
-}
-
-/* Whether `value` is the id of a pending or running run: 1, 0, or -1 on a database error. */
-static int run_is_active(PGconn *conn, const char *value)
-{
-    const char *params[] = {value};
-    PGresult *res = pgsession_exec(conn, "stale lock check", runs_active_sql, 1, params);
-    if (res == NULL)
-        return -1;
-    int active = PQntuples(res) > 0;
-    PQclear(res);
-    return active;
-}
-
-/* Whether the lock at `key` was set less than RUNSTORE_SWEEP_GRACE_MS ago, judged by its
- * remaining TTL against RECOMPUTE_LOCK_TTL. A trigger sets its lock before its transaction
- * inserts the run, so a young lock may name a run nobody else can see yet (the HTTP sessions'
- * statement_timeout bounds that wait). A lock without a TTL was not set by a trigger and is
- * never young. Returns 1 or 0, or -1 when Redis failed (then *rc is NULL). */
-static int lock_is_young(redisContext **rc, const char *key, const config *cfg)
-{
-    const char *argv[] = {"PTTL", key};
-    redisReply *r = redissync_command(rc, 2, argv, NULL);
-    if (r == NULL)
-        return -1;
-    int young = 1; /* an error reply: leave the key for the next sweep */
-    if (r->type == REDIS_REPLY_INTEGER)
-        young = r->integer >= 0 &&
-                cfg->recompute_lock_ttl_ns / 1000000 - r->integer < RUNSTORE_SWEEP_GRACE_MS;
-    freeReplyObject(r);
-    return young;
-}
-
-int runstore_sweep_scope_locks(PGconn *conn, const config *cfg, int max_keys)
-{
-    if (!shstate_redis_trusted())
-        return 0;
-    redisContext *rc = redissync_connect(&cfg->redis);
-    if (rc == NULL)
-        return -1;
-    int released = 0, seen = 0, failed = 0;
-    char cursor[32] = "0";
-    do {
-        const char *scan[] = {"SCAN", cursor, "MATCH", "recompute:lock:*", "COUNT", "100"};
-        redisReply *r = redissync_command(&rc, 6, scan, NULL);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING) {
-            if (r != NULL)
-                freeReplyObject(r);
-            failed = 1;
-            break;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        redisReply *keys = r->element[1];
-        for (size_t i = 0; i < keys->elements && seen < max_keys && !failed; i++, seen++) {
-            const char *key = keys->element[i]->str;
-            const char *get[] = {"GET", key};
-            redisReply *v = redissync_command(&rc, 2, get, NULL);
-            if (v == NULL) {
-                failed = 1;
-                break;
-            }
-            int young = v->type == REDIS_REPLY_STRING ? lock_is_young(&rc, key, cfg) : 1;
-            if (young < 0)
-                failed = 1;
-            else if (!young) {
-                int active = run_is_active(conn, v->str);
-                if (active < 0)
-                    failed = 1;
-                else if (!active) {
-                    const char *del[] = {"EVAL", SCOPELOCK_RELEASE_LUA, "1", key, v->str};
-                    redisReply *d = redissync_command(&rc, 5, del, NULL);
-                    if (d != NULL && d->type == REDIS_REPLY_INTEGER && d->integer == 1) {
-                        log_info("released stale scope lock %s (run %s is not active)", key,
-                                 v->str);
-                        released++;
-                    }
-                    if (d != NULL)
-                        freeReplyObject(d);
-                    else
-                        failed = 1; /* rc is gone */
-                }
-            }
-            freeReplyObject(v);
-        }
-        freeReplyObject(r);
-    } while (!failed && strcmp(cursor, "0") != 0 && seen < max_keys && rc != NULL);
-    if (rc != NULL)
-        redisFree(rc);
-    return failed ? -1 : released;
 }

@@ -1,7 +1,8 @@
 /*
  * worker/runstore.h: the recompute_runs state changes of DATA.md §6.7 that the recompute workers
- * and the supervisor share, each one atomic with its audit entry (§6.12), plus the Redis side of
- * finishing a run (scope lock release, §7.5) and the dispatch refill (§6.8). Blocking; used only
+ * and the supervisor share, each one atomic with its audit entry (§6.12), plus the version bump
+ * after a completed run (§7.2) and the dispatch refill (§6.8). The scope lock (§7.5) is
+ * common/scopelock.h. Blocking; used only
  * by the processes that may block (recompute workers, supervisor).
  *
  * Every state change is a single conditional statement (WHERE status = 'running'), so a run that
@@ -79,31 +80,11 @@ runstore_status runstore_recover_orphan(PGconn *conn, const char *run_id, int ma
                                         runstore_run *out, int *exhausted);
 
 /*
- * Scope lock release of §7.5: compare-and-delete of the run's lock key with the run id as
- * value. Skipped (returns 0) while Redis is untrusted. Connects for the call (1 s limits);
- * returns 0 when released or absent, -1 on a Redis failure (logged, Redis marked untrusted by
- * redissync; the lock then expires or is cleared by the stale rule).
- */
-int runstore_release_scope_lock(const config *cfg, const runstore_run *run);
-
-/*
  * §7.2 bump after a completed rebuild: INCR report:version:{slug} unless Redis is untrusted.
  * On any failure (connection, timeout or error reply) Redis is marked untrusted, so the
  * recovery bump makes up for it; returns 0 bumped, 1 skipped (untrusted), -1 failed.
  */
 int runstore_bump_version(const config *cfg, const char *report_slug);
-
-/*
- * Stale scope-lock sweep (DATA.md §7.5): a worker killed after committing a run's final state
- * but before releasing its lock leaves the lock until its TTL. Scans at most `max_keys`
- * recompute:lock:* keys and compare-and-deletes each whose value is not the id of a pending or
- * running run (the same stale rule the trigger applies). Locks set less than
- * RUNSTORE_SWEEP_GRACE_MS ago are left alone: their trigger may still be inserting the run.
- * Skipped while Redis is untrusted.
- * Returns the number of locks released, or -1 on a Redis or database failure (logged).
- */
-#define RUNSTORE_SWEEP_GRACE_MS 60000 /* twice the HTTP sessions' statement_timeout */
-int runstore_sweep_scope_locks(PGconn *conn, const config *cfg, int max_keys);
 
 /*
  * Dispatch refill of §6.8: reads up to ring_free_slots(ring) pending run ids in

@@ -37,6 +37,7 @@
 #include "common/util.h"
 #include "common/exitcodes.h"
 #include "worker/leader.h"
+#include "common/scopelock.h"
 #include "worker/runstore.h"
 #include "worker/scheduler.h"
 #include "worker/stopsignal.h"
@@ -122,7 +123,7 @@ static int recover_one(supervisor *s, const char *id)
     if (st == RUNSTORE_OK && exhausted) {
         log_warn("run %s failed: %s (%s %s %s..%s, %d attempts)", run.id, RUNS_ERR_CRASHED,
                  run.report_slug, run.window, run.date_from, run.date_to, run.attempts);
-        runstore_release_scope_lock(s->cfg, &run);
+        scopelock_release(s->cfg, run.report_slug, run.window, run.date_from, run.date_to, run.id);
     } else if (st == RUNSTORE_OK) {
         log_warn("run %s was orphaned after attempt %d; returned to pending", run.id, run.attempts);
     }
@@ -270,7 +271,7 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         if (now - last_scan >= SUPERVISOR_SCAN_EVERY_NS)
             scan = 1;
         if (now - last_scan >= SUPERVISOR_SCAN_EVERY_NS && supervisor_pg(&s) != NULL)
-            runstore_sweep_scope_locks(s.pg, s.cfg, SUPERVISOR_SWEEP_KEYS);
+            scopelock_sweep(s.pg, s.cfg, SUPERVISOR_SWEEP_KEYS);
         if (scan) {
             held = orphan_scan(&s);
             last_scan = now;

@@ -116,9 +116,7 @@ static void lock_release_value(trigger *t, const char *value)
 {
     if (t->app->redis == NULL || !shstate_redis_trusted())
         return;
-    const char *argv[] = {"EVAL", SCOPELOCK_RELEASE_LUA, "1", t->key, value};
-    size_t argvlen[] = {4, strlen(SCOPELOCK_RELEASE_LUA), 1, strlen(t->key), strlen(value)};
-    redisconn_command_argv(t->app->redis, 5, argv, argvlen, NULL, NULL);
+    scopelock_release_async(t->app->redis, t->key, value, strlen(value), NULL, NULL);
 }
 
 static void lock_release_own(trigger *t)
@@ -262,9 +260,8 @@ static void stale_release(trigger *t)
         tx_begin(t);
         return;
     }
-    const char *argv[] = {"EVAL", SCOPELOCK_RELEASE_LUA, "1", t->key, t->stale};
-    size_t argvlen[] = {4, strlen(SCOPELOCK_RELEASE_LUA), 1, strlen(t->key), t->stale_len};
-    t->cmd = redisconn_command_argv(t->app->redis, 5, argv, argvlen, on_stale_released, t);
+    t->cmd = scopelock_release_async(t->app->redis, t->key, t->stale, t->stale_len,
+                                     on_stale_released, t);
 }
 
 static void on_stale_checked(void *data, pgpool_status st, PGresult *res)
