@@ -49,8 +49,7 @@ static const char *const layout_tail[REGISTRY_LAYOUTS] = {
     [REGISTRY_LAYOUT_PERIOD] = " GROUP BY bucket_start ORDER BY bucket_start",
     [REGISTRY_LAYOUT_PERIOD_VALUES] = " GROUP BY bucket_start, dimension_value"
                                       " ORDER BY bucket_start, dimension_value COLLATE \"C\"",
-    [REGISTRY_LAYOUT_TOTALS] = " GROUP BY dimension_value"
-                               " ORDER BY sum(metric_value) DESC, dimension_value COLLATE \"C\"",
+    [REGISTRY_LAYOUT_TOTALS] = " GROUP BY dimension_value", /* ordered in report_query_sql */
 };
 
 const char *report_query_sql(const registry_report *r, registry_layout l, const registry_window *w)
@@ -65,19 +64,29 @@ const char *report_query_sql(const registry_report *r, registry_layout l, const 
     int n = layout_members(r, l, w, m);
     char *select =
         xasprintf("%s, %s%s%s", m[0].sql, m[1].sql, n > 2 ? ", " : "", n > 2 ? m[2].sql : "");
-    built[ri][l][wi] = xasprintf(
-        "SELECT %s, " REPORT_FRESHNESS_SUBQUERY(
-            "$1", "$2", "$4",
-            "$3") "::text"
-                  " FROM metric_snapshots"
-                  " WHERE report_slug = $1 AND window_name = $2 AND metric_name = '%s'"
-                  " AND dimension_key = '%s'"
-                  " AND bucket_start >= date_trunc($2, $3::date::timestamp) AT TIME ZONE 'UTC'"
-                  " AND bucket_start < ($4::date + 1)::timestamp AT TIME ZONE 'UTC'"
-                  " AND ($5::text IS NULL OR dimension_value = $5::text)%s"
-                  " LIMIT $6::bigint OFFSET $7::bigint",
-        select, r->metric_name, r->dimension_key, layout_tail[l]);
+    /* Totals sort by the metric's output column: by the bigint already computed, not by a
+     * second numeric sum() (bench/README, "Uncached reads after the report registry"). */
+    int metric_column = 1;
+    while (m[metric_column - 1].name != r->metric_name)
+        metric_column++;
+    char *tail = l == REGISTRY_LAYOUT_TOTALS
+                     ? xasprintf("%s ORDER BY %d DESC, dimension_value COLLATE \"C\"",
+                                 layout_tail[l], metric_column)
+                     : xasprintf("%s", layout_tail[l]);
+    built[ri][l][wi] =
+        xasprintf("SELECT %s, " REPORT_FRESHNESS_SUBQUERY(
+                      "$1", "$2", "$4",
+                      "$3") "::text"
+                            " FROM metric_snapshots"
+                            " WHERE report_slug = $1 AND window_name = $2 AND metric_name = '%s'"
+                            " AND dimension_key = '%s'"
+                            " AND bucket_start >= ($8::date)::timestamp AT TIME ZONE 'UTC'"
+                            " AND bucket_start < ($4::date + 1)::timestamp AT TIME ZONE 'UTC'"
+                            " AND ($5::text IS NULL OR dimension_value = $5::text)%s"
+                            " LIMIT $6::bigint OFFSET $7::bigint",
+                  select, r->metric_name, r->dimension_key, tail);
     free(select);
+    free(tail);
     return built[ri][l][wi];
 }
 

@@ -320,15 +320,17 @@ static void run_miss(run_state *s)
         if (f.len != 0)
             filter = h2o_strdup(&s->req->pool, f.p, f.len).base;
     }
-    char from[11], upper[11], limit[24], offset[24];
+    const registry_window *w = registry_window_find(s->window);
+    char from[11], upper[11], limit[24], offset[24], lower[11];
     date_format(s->date_from, from);
     date_format(s->date_to, upper);
     snprintf(limit, sizeof(limit), "%lld", (long long)s->limit);
     snprintf(offset, sizeof(offset), "%lld", (long long)s->offset);
-    const char *params[] = {s->slug, s->window, from, upper, filter, limit, offset};
-    const char *sql = report_query_sql(s->rep, s->layout, registry_window_find(s->window));
+    date_format(registry_window_floor(w, s->date_from), lower);
+    const char *params[] = {s->slug, s->window, from, upper, filter, limit, offset, lower};
+    const char *sql = report_query_sql(s->rep, s->layout, w);
     s->query_started_ns = clock_monotonic_ns();
-    s->pg = pgpool_exec(s->app->pg, sql, 7, params, on_snapshot, s);
+    s->pg = pgpool_exec(s->app->pg, sql, 8, params, on_snapshot, s);
     if (s->pg == NULL)
         http_send_error(s->req, 500, failure_message(s));
 }

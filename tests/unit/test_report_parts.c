@@ -312,7 +312,12 @@ static void test_snapshot_sql_per_layout(void **state)
     (void)state;
     const registry_window *day = registry_window_find("day");
     const char *top = report_query_sql(find("top-entities"), REGISTRY_LAYOUT_TOTALS, day);
-    assert_non_null(strstr(top, "ORDER BY sum(metric_value) DESC, dimension_value COLLATE \"C\""));
+    /* Totals sort by the metric's output column: entity_id, event_count for top-entities;
+     * event_count, status for status-counts. */
+    assert_non_null(strstr(top, "ORDER BY 2 DESC, dimension_value COLLATE \"C\""));
+    assert_non_null(strstr(report_query_sql(find("status-counts"), REGISTRY_LAYOUT_TOTALS, day),
+                           "ORDER BY 1 DESC, dimension_value COLLATE \"C\""));
+    assert_non_null(strstr(top, "bucket_start >= ($8::date)::timestamp"));
     assert_non_null(strstr(top, "dimension_key = 'entity_id'"));
     assert_ptr_equal(top, report_query_sql(find("top-entities"), REGISTRY_LAYOUT_TOTALS, day));
     const char *amount =
