@@ -211,6 +211,20 @@ static int rebuild_transaction(const recompute_job_env *env, PGconn *conn, const
     return committed;
 }
 
+/* After a final transition (completed or failed): frees the scope lock so the next run of the
+ * same scope may start, then releases the ownership lock; when that fails, abandon(). */
+static recompute_job_outcome release_final(const recompute_job_env *env, PGconn **conn,
+                                           const runstore_run *run)
+{
+    scopelock_release(env->cfg, run->report_slug, run->window, run->date_from, run->date_to,
+                      run->id);
+    if (runstore_unlock(*conn, run->id) != 0) {
+        abandon(conn, run->id, "cannot release the ownership lock");
+        return RECOMPUTE_JOB_ABANDONED;
+    }
+    return RECOMPUTE_JOB_FINISHED;
+}
+
 static recompute_job_outcome job_succeeded(const recompute_job_env *env, PGconn **conn,
                                            const runstore_run *run, const rebuild_summary *sum)
 {
@@ -225,13 +239,7 @@ static recompute_job_outcome job_succeeded(const recompute_job_env *env, PGconn 
              run->id, run->report_slug, run->window, run->date_from, run->date_to,
              (long long)sum->bucket_count, (long long)sum->rows_deleted,
              (long long)sum->rows_inserted, run->attempts);
-    scopelock_release(env->cfg, run->report_slug, run->window, run->date_from, run->date_to,
-                      run->id);
-    if (runstore_unlock(*conn, run->id) != 0) {
-        abandon(conn, run->id, "cannot release the ownership lock");
-        return RECOMPUTE_JOB_ABANDONED;
-    }
-    return RECOMPUTE_JOB_FINISHED;
+    return release_final(env, conn, run);
 }
 
 static recompute_job_outcome job_failed(const recompute_job_env *env, PGconn **conn,
@@ -271,13 +279,7 @@ static recompute_job_outcome job_failed(const recompute_job_env *env, PGconn **c
         abandon(conn, run->id, "cannot mark the run failed");
         return RECOMPUTE_JOB_ABANDONED;
     }
-    scopelock_release(env->cfg, run->report_slug, run->window, run->date_from, run->date_to,
-                      run->id);
-    if (runstore_unlock(*conn, run->id) != 0) {
-        abandon(conn, run->id, "cannot release the ownership lock");
-        return RECOMPUTE_JOB_ABANDONED;
-    }
-    return RECOMPUTE_JOB_FINISHED;
+    return release_final(env, conn, run);
 }
 
 recompute_job_outcome recompute_job_run(const recompute_job_env *env, PGconn **conn,
