@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -137,6 +138,14 @@ class Service:
     def logs(self):
         with open(self.log.name, errors="replace") as f:
             return f.read()
+
+    def wait_catalogues(self, timeout=10):
+        """Waits until every HTTP worker has logged its first catalogue load (server/catalogue.c).
+        Answering once (wait_ready) says only that one worker is up; a worker whose catalogue
+        is not loaded yet looks reports up in PostgreSQL."""
+        want = int(self.env["HTTP_WORKERS"])
+        pids = lambda: set(re.findall(r" http\[(\d+)\]: catalogue: loaded ", self.logs()))
+        assert wait_until(lambda: len(pids()) >= want, timeout), self.logs()
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
