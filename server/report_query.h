@@ -32,13 +32,14 @@
  * The SQL of report r in layout l and window w. Parameters (text): $1 report slug, $2 window,
  * $3 date_from (YYYY-MM-DD, for the freshness), $4 date_to (the upper bound is date_to + 1 day,
  * exclusive), $5 the filter value or NULL for none, $6 limit, $7 offset, $8 the lower bound:
- * the first day of date_from's bucket (registry_window_floor), computed by the caller because
- * a date_trunc($2, …) in the statement cost PostgreSQL more CPU under load (bench/README,
- * "Uncached reads after the report registry"). Columns are the layout's row members in
- * ascending byte order of their names (report_query_rows_json writes them in that order):
- * the bucket as w->bucket_sql writes it, the metric as a decimal integer, the dimension value.
- * Text sorts use COLLATE "C". After them, in column report_query_freshness_column(l), the
- * freshness (REPORT_FRESHNESS_SUBQUERY over date_from..date_to), the same in every row.
+ * the first day of date_from's bucket (registry_window_floor), computed by the caller: with
+ * date_trunc($2, …) here and totals sorted by a second sum(), PostgreSQL spent more CPU per
+ * statement under load (bench/README, "Uncached reads after the report registry"). Columns are the
+ * layout's row members in ascending byte order of their names (report_query_rows_json writes them
+ * in that order): the bucket as w->bucket_sql writes it, the metric as a decimal integer, the
+ * dimension value. Text sorts use COLLATE "C". After them, in column
+ * report_query_freshness_column(l), the freshness (REPORT_FRESHNESS_SUBQUERY over
+ * date_from..date_to), the same in every row.
  *
  * Built on first use for each (report, layout, window) and kept for the process's life.
  */
