@@ -251,6 +251,10 @@ def test_a_burst_of_connections_is_shared_out():
     first worker to wake used to drain the whole burst."""
     svc = adtest.Service(DB, HTTP_WORKERS=2).start()
     try:
+        # Both workers must be in their loops first: a worker shares out only with workers that
+        # are ready, and start() returns when one answers (an ASan worker still starting once
+        # left the whole first burst to the other: 0 and 64).
+        svc.wait_catalogues()
         request = b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\n\r\n"
         for burst in range(4):
             conns = [socket.create_connection(("127.0.0.1", svc.port), timeout=10)
