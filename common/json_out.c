@@ -121,9 +121,9 @@ void jout_key(jbuf *b, const char *key)
     b->data[b->len] = '\0';
 }
 
-void jout_int(jbuf *b, int64_t v)
+size_t jout_int_chars(char *out, int64_t v)
 {
-    char tmp[24];
+    char tmp[JOUT_INT_MAX];
     size_t n = 0;
     /* Work on the unsigned magnitude so INT64_MIN is safe. */
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -133,7 +133,14 @@ void jout_int(jbuf *b, int64_t v)
     } while (u != 0);
     if (v < 0)
         tmp[sizeof(tmp) - 1 - n++] = '-';
-    jbuf_append(b, tmp + sizeof(tmp) - n, n);
+    memcpy(out, tmp + sizeof(tmp) - n, n);
+    return n;
+}
+
+void jout_int(jbuf *b, int64_t v)
+{
+    char digits[JOUT_INT_MAX];
+    jbuf_append(b, digits, jout_int_chars(digits, v));
 }
 
 void jout_bool(jbuf *b, bool v)

@@ -34,6 +34,11 @@ void jout_key(jbuf *b, const char *key);
 /* Appends a decimal integer (full int64 range, no exponent). */
 void jout_int(jbuf *b, int64_t v);
 
+/* Writes the digits jout_int would append to out (room for JOUT_INT_MAX chars, no NUL) and
+ * returns how many; for header values built on a hot path without printf. */
+#define JOUT_INT_MAX 20
+size_t jout_int_chars(char *out, int64_t v);
+
 /* Appends true or false. */
 void jout_bool(jbuf *b, bool v);
 

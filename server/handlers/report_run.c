@@ -82,6 +82,8 @@ typedef struct run_state {
     jbuf pending; /* a computed response waiting for its cache write to be acknowledged */
 } run_state;
 
+_Static_assert(sizeof(((run_state *)0)->etag) >= 3 + JOUT_INT_MAX + 1 + 16 + 2, "etag room");
+
 static void run_dispose(void *p)
 {
     run_state *s = p;
@@ -154,12 +156,15 @@ static void add_cache_headers(run_state *s)
     if (s->etag[0] == '\0')
         return;
     h2o_req_t *req = s->req;
+    size_t etag_len = strlen(s->etag);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL,
-                   h2o_strdup(&req->pool, s->etag, SIZE_MAX).base, strlen(s->etag));
-    char cc[48];
-    int n = snprintf(cc, sizeof(cc), "public, max-age=%d", (int)s->report.cache_ttl_seconds);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                   h2o_strdup(&req->pool, cc, (size_t)n).base, (size_t)n);
+                   h2o_strdup(&req->pool, s->etag, etag_len).base, etag_len);
+    static const char max_age[] = "public, max-age=";
+    char *cc = h2o_mem_alloc_pool(&req->pool, sizeof(max_age) - 1 + JOUT_INT_MAX);
+    memcpy(cc, max_age, sizeof(max_age) - 1);
+    size_t n =
+        sizeof(max_age) - 1 + jout_int_chars(cc + sizeof(max_age) - 1, s->report.cache_ttl_seconds);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cc, n);
 }
 
 static void send_ok(run_state *s, jbuf *b)
@@ -355,7 +360,17 @@ static void lookup(run_state *s)
  * If-None-Match names it. Returns 1 when the 304 was sent. */
 static int answer_conditional(run_state *s, int64_t version)
 {
-    snprintf(s->etag, sizeof(s->etag), "W/\"%lld-%.16s\"", (long long)version, s->hash);
+    /* W/"<version>-<first 16 hex digits of the hash>" (API.md §4.4), without printf: this runs
+     * on every cached read. */
+    char *p = s->etag;
+    memcpy(p, "W/\"", 3);
+    p += 3;
+    p += jout_int_chars(p, version);
+    *p++ = '-';
+    memcpy(p, s->hash, 16);
+    p += 16;
+    *p++ = '"';
+    *p = '\0';
     if (!http_if_none_match(s->req, s->etag))
         return 0;
     add_cache_headers(s);
