@@ -38,6 +38,12 @@ def health(svc):
     return svc.get_json("/api/v1/health")
 
 
+def redis_trusted(svc):
+    """The shared trust flag of DATA.md §7.6, as GET /metrics reports it (any worker)."""
+    status, _, body = svc.request("GET", "/metrics")
+    return status == 200 and b"\nanalyticsd_redis_trusted 1\n" in body
+
+
 def test_redis_outage_and_recovery():
     redis = privatestack.PrivateRedis()
     svc = adtest.Service(SHARED_DB, REDIS_URL=redis.url(0)).start()
@@ -67,6 +73,10 @@ def test_redis_outage_and_recovery():
         assert time.time() - restarted < 3.0
         assert adtest.wait_until(
             lambda: int(redis.cli("GET", "report:version:status-counts")) == version + 1, 3)
+        # The supervisor bumps every report, then trusts Redis again. Until it trusts it, reads
+        # bypass the cache: they miss and write nothing. So wait for the trust flag; a miss then
+        # proves the bump, and the next read must hit.
+        assert adtest.wait_until(lambda: redis_trusted(svc), 3), svc.logs()
         first = timed_get(svc, path)[1]["data"]
         assert first["cache_hit"] is False, first  # the recovery bump invalidated the old entry
         assert timed_get(svc, path)[1]["data"]["cache_hit"] is True
