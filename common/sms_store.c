@@ -332,31 +332,35 @@ int sms_store_purge(PGconn *conn, int64_t dedupe_retention_ns, int64_t daily_ret
     return rc;
 }
 
+/* Runs sql with $1 the interval of `days` days (an age before now()); its result or NULL. */
+static PGresult *exec_days(PGconn *conn, const char *what, const char *sql, int64_t days)
+{
+    char age[32];
+    snprintf(age, sizeof(age), "%" PRId64 " days", days);
+    const char *params[1] = {age};
+    return pgsession_exec(conn, what, sql, 1, params);
+}
+
 int sms_store_drop_partitions(PGconn *conn, int64_t hourly_retention_days)
 {
-    char days[32];
-    snprintf(days, sizeof(days), "%" PRId64 " days", hourly_retention_days);
-    const char *params[1] = {days};
-    PGresult *res = pgsession_exec(conn, "sms partitions: drop",
-                                   "SELECT array_to_string(anlyt.drop_partitions(now() - "
-                                   "$1::interval), ', ')",
-                                   1, params);
+    PGresult *res = exec_days(conn, "sms partitions: drop",
+                              "SELECT array_to_string(anlyt.drop_partitions(now() - "
+                              "$1::interval), ', ')",
+                              hourly_retention_days);
     if (res == NULL)
         return -1;
     const char *dropped = PQgetvalue(res, 0, 0);
     if (dropped[0] != '\0')
-        log_info("sms partitions: dropped %s (every hour older than %s)", dropped, days);
+        log_info("sms partitions: dropped %s (every hour older than %" PRId64 " days)", dropped,
+                 hourly_retention_days);
     PQclear(res);
     return 0;
 }
 
 int sms_store_rollup(PGconn *conn, int64_t hourly_retention_days)
 {
-    char days[32];
-    snprintf(days, sizeof(days), "%" PRId64 " days", hourly_retention_days);
-    const char *params[1] = {days};
-    PGresult *res =
-        pgsession_exec(conn, "sms rollup", "SELECT anlyt.rollup(now() - $1::interval)", 1, params);
+    PGresult *res = exec_days(conn, "sms rollup", "SELECT anlyt.rollup(now() - $1::interval)",
+                              hourly_retention_days);
     if (res == NULL)
         return -1;
     int n = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);

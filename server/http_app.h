@@ -36,22 +36,12 @@ typedef struct http_app {
  * h2o_mem_alloc_shared(&req->pool, ..., dispose) whose dispose hook cancels it if the client
  * goes away first.
  */
-void health_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void reports_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void report_get_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void report_run_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void recompute_trigger_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void recompute_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void recompute_get_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void audit_list_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void events_ingest_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void sms_summary_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void sms_operators_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void sms_operator_metrics_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void sms_accounts_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void sms_account_usage_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void livez_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void readyz_handle(http_app *app, h2o_req_t *req, const route_match *m);
-void openapi_handle(http_app *app, h2o_req_t *req, const route_match *m);
+typedef void http_handler(http_app *app, h2o_req_t *req, const route_match *m);
+
+http_handler health_handle, reports_list_handle, report_get_handle, report_run_handle,
+    recompute_trigger_handle, recompute_list_handle, recompute_get_handle, audit_list_handle,
+    events_ingest_handle, sms_summary_handle, livez_handle, readyz_handle, openapi_handle;
+
+/* The SMS operator and account routes are tables (server/sms_http.h). */
 
 #endif

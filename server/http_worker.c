@@ -24,6 +24,7 @@
 #include "server/redistrack.h"
 #include "server/request_id.h"
 #include "server/router.h"
+#include "server/sms_http.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -236,16 +237,16 @@ static void dispatch(h2o_req_t *req)
         sms_summary_handle(app, req, &m);
         break;
     case ROUTE_SMS_OPERATORS:
-        sms_operators_handle(app, req, &m);
+        sms_http_list(app, req, &sms_operators_list);
         break;
     case ROUTE_SMS_OPERATOR_METRICS:
-        sms_operator_metrics_handle(app, req, &m);
+        sms_http_detail(app, req, &m, &sms_operator_metrics_detail);
         break;
     case ROUTE_SMS_ACCOUNTS:
-        sms_accounts_handle(app, req, &m);
+        sms_http_list(app, req, &sms_accounts_list);
         break;
     case ROUTE_SMS_ACCOUNT_USAGE:
-        sms_account_usage_handle(app, req, &m);
+        sms_http_detail(app, req, &m, &sms_account_usage_detail);
         break;
     case ROUTE_EVENTS:
         events_ingest_handle(app, req, &m);

@@ -162,7 +162,9 @@ static int sms_choice_is(sms_choice c, const char *word)
     return c.len == strlen(word) && memcmp(c.p, word, c.len) == 0;
 }
 
-int sms_http_window(sms_read_req *r, const char *a, const char *b, const char **out)
+/* `window` (see sms_detail_route): sets *out to a or b and returns 0, or answers 400 and
+ * returns -1. */
+static int sms_http_window(sms_read_req *r, const char *a, const char *b, const char **out)
 {
     sms_choice w = sms_http_choice(r->req, "window", 1);
     if (w.len == 0)
@@ -177,37 +179,14 @@ int sms_http_window(sms_read_req *r, const char *a, const char *b, const char **
     return -1;
 }
 
-int sms_http_path_id(sms_read_req *r, const char *param, size_t len, const char *not_found)
+/* The path id into r->id (lower case) and r->not_found; or answers 404 and returns -1. */
+static int sms_http_path_id(sms_read_req *r, const char *param, size_t len, const char *not_found)
 {
     if (uuid_parse(param, len, r->id) != 0) {
         http_send_error(r->req, 404, not_found);
         return -1;
     }
     r->not_found = not_found;
-    return 0;
-}
-
-int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
-                         const char *sort_message, sms_list *out)
-{
-    sms_choice c = sms_http_choice(r->req, "sort", 0);
-    size_t i = 0;
-    while (c.len != 0 && i < n && !sms_choice_is(c, sorts[i]))
-        i++;
-    if (i == n) {
-        http_send_error(r->req, 400, sort_message);
-        return -1;
-    }
-    sms_choice order = sms_http_choice(r->req, "order", 0);
-    if (order.len != 0 && !sms_choice_is(order, "asc") && !sms_choice_is(order, "desc")) {
-        http_send_error(r->req, 400, "order must be asc or desc");
-        return -1;
-    }
-    out->sort = sorts[i];
-    out->desc = sms_choice_is(order, "asc") ? "false" : "true";
-    http_page_params(r->req, &r->limit, &r->offset);
-    snprintf(out->limit, sizeof(out->limit), "%lld", (long long)r->limit);
-    snprintf(out->offset, sizeof(out->offset), "%lld", (long long)r->offset);
     return 0;
 }
 
@@ -343,4 +322,86 @@ void sms_http_run(sms_read_req *r, const char *route, const char *sql, int npara
     wait_for(f, r);
     f->next = r->app->sms_fills;
     r->app->sms_fills = f;
+}
+
+static int render_list(jbuf *b, const PGresult *res, const sms_read_req *r)
+{
+    return r->list->items_json(b, res, r->from, r->to, r->limit, r->offset);
+}
+
+void sms_http_list(http_app *app, h2o_req_t *req, const sms_list_route *route)
+{
+    sms_read_req *r = sms_http_begin(app, req);
+    if (r == NULL)
+        return;
+    sms_choice c = sms_http_choice(req, "sort", 0);
+    size_t i = 0;
+    while (c.len != 0 && route->sorts[i] != NULL && !sms_choice_is(c, route->sorts[i]))
+        i++;
+    if (route->sorts[i] == NULL) {
+        jbuf m;
+        jbuf_init(&m);
+        jbuf_puts(&m, "sort must be one of ");
+        for (size_t k = 0; route->sorts[k] != NULL; k++) {
+            if (k > 0)
+                jbuf_puts(&m, ", ");
+            jbuf_puts(&m, route->sorts[k]);
+        }
+        jbuf_putc(&m, '\0');
+        http_send_error(req, 400, m.data);
+        jbuf_free(&m);
+        return;
+    }
+    sms_choice order = sms_http_choice(req, "order", 0);
+    if (order.len != 0 && !sms_choice_is(order, "asc") && !sms_choice_is(order, "desc")) {
+        http_send_error(req, 400, "order must be asc or desc");
+        return;
+    }
+    http_page_params(req, &r->limit, &r->offset);
+    char limit[24], offset[24];
+    snprintf(limit, sizeof(limit), "%lld", (long long)r->limit);
+    snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
+    const char *params[7] = {r->lo, r->hi};
+    int n = 2;
+    if (route->takes_floor)
+        params[n++] = r->floor;
+    params[n++] = route->sorts[i];
+    params[n++] = sms_choice_is(order, "asc") ? "false" : "true";
+    params[n++] = limit;
+    params[n++] = offset;
+    r->list = route;
+    r->render = render_list;
+    sms_http_run(r, route->name, route->sql, n, params);
+}
+
+static int render_detail(jbuf *b, const PGresult *res, const sms_read_req *r)
+{
+    return r->detail->detail_json(b, res, r->id, r->from, r->to);
+}
+
+void sms_http_detail(http_app *app, h2o_req_t *req, const route_match *m,
+                     const sms_detail_route *route)
+{
+    sms_read_req *r = sms_http_begin(app, req);
+    const char *window;
+    if (r == NULL || sms_http_window(r, route->windows[0], route->windows[1], &window) != 0)
+        return;
+    if (route->hour_max_days > 0 && strcmp(window, "hour") == 0 &&
+        r->to - r->from + 1 > route->hour_max_days) {
+        char message[64];
+        snprintf(message, sizeof(message), "date range exceeds %d days for window hour",
+                 route->hour_max_days);
+        http_send_error(req, 400, message);
+        return;
+    }
+    if (sms_http_path_id(r, m->param, m->param_len, route->not_found) != 0)
+        return;
+    const char *params[5] = {r->id, r->lo, r->hi};
+    int n = 3;
+    if (route->takes_floor)
+        params[n++] = r->floor;
+    params[n++] = window;
+    r->detail = route;
+    r->render = render_detail;
+    sms_http_run(r, route->name, route->sql, n, params);
 }

@@ -30,6 +30,8 @@ typedef struct sms_read_req {
     char id[37];           /* path id, lower case (metrics, usage) */
     const char *not_found; /* 404 message when row 0 says the id is unknown; NULL: never */
     sms_render_fn render;
+    const struct sms_list_route *list;     /* the list route being answered, or NULL */
+    const struct sms_detail_route *detail; /* the detail route being answered, or NULL */
     struct sms_fill *fill;            /* the shared statement this request waits for, or NULL */
     struct sms_read_req *next_waiter; /* in fill->waiters */
 } sms_read_req;
@@ -42,32 +44,53 @@ typedef struct sms_read_req {
 sms_read_req *sms_http_begin(http_app *app, h2o_req_t *req);
 
 /*
- * The `window` parameter of a series (SMS.md §6.4, §6.5), trimmed and case-folded: `a` or `b`,
- * blank meaning `day`. Sets *out to that word (static) and returns 0, or answers 400 `window must
- * be <a> or <b>` and returns -1.
+ * One list route (SMS.md §6.3, §6.5): a sorted page of items from one statement. The statement
+ * takes $1 the first day, $2 the day after the last, then r->floor when takes_floor, then the
+ * sort name, "true" for descending, the limit and the offset.
  */
-int sms_http_window(sms_read_req *r, const char *a, const char *b, const char **out);
+typedef struct sms_list_route {
+    const char *name; /* the cache's route name */
+    const char *sql;  /* the statement (common/sms_read.h) */
+    /* Writes the answer's members from the statement's rows (common/sms_read.h); 0 or -1. */
+    int (*items_json)(jbuf *b, const PGresult *res, int32_t from, int32_t to, int64_t limit,
+                      int64_t offset);
+    int takes_floor;
+    const char *const *sorts; /* `sort` values, the default first; NULL-terminated */
+} sms_list_route;
 
 /*
- * The id in the path of a detail route: a UUID, copied in lower case into r->id, and the 404
- * message `not_found` for a statement that finds no such id (r->not_found). Returns 0, or answers
- * 404 `not_found` at once and returns -1 when it is not a UUID.
+ * Answers a list route: the date range and span (sms_http_begin), then `sort` one of the route's
+ * (blank: the first; else 400 `sort must be one of <the sorts, comma-separated>`), `order` asc or
+ * desc (blank: desc; else 400 `order must be asc or desc`), limit and offset clamped (API.md §2.4),
+ * then sms_http_run.
  */
-int sms_http_path_id(sms_read_req *r, const char *param, size_t len, const char *not_found);
+void sms_http_list(http_app *app, h2o_req_t *req, const sms_list_route *route);
 
 /*
- * The list parameters (SMS.md §6.3): `sort` one of sorts[0..n) (blank: sorts[0]; else 400 with
- * sort_message), `order` asc or desc (blank: desc; else 400 `order must be asc or desc`), then
- * limit and offset clamped into r. Fills *out and returns 0, or answers the 400 and returns -1.
+ * One detail route (SMS.md §6.4, §6.5): one id's totals and series from one statement. The
+ * statement takes $1 the id, $2 the first day, $3 the day after the last, then r->floor when
+ * takes_floor, then the window; its row 0 says whether the id is known.
  */
-typedef struct sms_list {
-    const char *sort;           /* one of the route's sort names */
-    const char *desc;           /* "true" or "false" */
-    char limit[24], offset[24]; /* r->limit and r->offset as statement parameters */
-} sms_list;
+typedef struct sms_detail_route {
+    const char *name; /* the cache's route name */
+    const char *sql;  /* the statement (common/sms_read.h) */
+    /* Writes the answer's members from the statement's rows (common/sms_read.h); 0 or -1. */
+    int (*detail_json)(jbuf *b, const PGresult *res, const char *id, int32_t from, int32_t to);
+    int takes_floor;
+    const char *windows[2]; /* the two `window` values; blank means day */
+    int hour_max_days;      /* with window hour, the longest range in days; 0: no such limit */
+    const char *not_found;  /* the 404 message */
+} sms_detail_route;
 
-int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
-                         const char *sort_message, sms_list *out);
+/*
+ * Answers a detail route: the date range and span (sms_http_begin); `window` trimmed and
+ * case-folded, one of the route's two (else 400 `window must be <a> or <b>`); for hour, the
+ * range at most hour_max_days (else 400 `date range exceeds <n> days for window hour`); the
+ * path id a UUID (else 404 not_found, which the statement also answers for an unknown id); then
+ * sms_http_run.
+ */
+void sms_http_detail(http_app *app, h2o_req_t *req, const route_match *m,
+                     const sms_detail_route *route);
 
 /*
  * Answers from the worker's cache entry for this statement and parameters (the key is `route`
@@ -79,5 +102,11 @@ int sms_http_list_params(sms_read_req *r, const char *const *sorts, size_t n,
  */
 void sms_http_run(sms_read_req *r, const char *route, const char *sql, int nparams,
                   const char *const *params);
+
+/* The routes, one file a resource: server/handlers/sms_operators.c and sms_accounts.c. */
+extern const sms_list_route sms_operators_list;
+extern const sms_detail_route sms_operator_metrics_detail;
+extern const sms_list_route sms_accounts_list;
+extern const sms_detail_route sms_account_usage_detail;
 
 #endif

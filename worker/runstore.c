@@ -44,6 +44,22 @@ static runstore_status exec_one(PGconn *conn, const char *what, const char *sql,
     return st;
 }
 
+/* exec_one for a statement that returns the run's row: on OK fills *out and, when failed is not
+ * NULL, sets *failed to whether column 6 (the new status) is `failed`. */
+static runstore_status exec_run(PGconn *conn, const char *what, const char *sql, int n,
+                                const char *const *params, runstore_run *out, int *failed)
+{
+    PGresult *res = NULL;
+    runstore_status st = exec_one(conn, what, sql, n, params, &res);
+    if (st != RUNSTORE_OK)
+        return st;
+    runstore_read(res, out);
+    if (failed != NULL)
+        *failed = strcmp(PQgetvalue(res, 0, 6), "failed") == 0;
+    PQclear(res);
+    return st;
+}
+
 static int lock_call(PGconn *conn, const char *what, const char *sql, const char *run_id)
 {
     const char *params[1] = {run_id};
@@ -71,13 +87,7 @@ int runstore_unlock(PGconn *conn, const char *run_id)
 runstore_status runstore_claim(PGconn *conn, const char *run_id, runstore_run *out)
 {
     const char *params[1] = {run_id};
-    PGresult *res = NULL;
-    runstore_status st = exec_one(conn, "claim run", runs_claim_sql, 1, params, &res);
-    if (st == RUNSTORE_OK) {
-        runstore_read(res, out);
-        PQclear(res);
-    }
-    return st;
+    return exec_run(conn, "claim run", runs_claim_sql, 1, params, out, NULL);
 }
 
 runstore_status runstore_fail(PGconn *conn, const runstore_run *run, const char *message)
@@ -113,15 +123,8 @@ runstore_status runstore_recover_orphan(PGconn *conn, const char *run_id, int ma
     char max[16];
     snprintf(max, sizeof(max), "%d", max_attempts);
     const char *params[2] = {run_id, max};
-    PGresult *res = NULL;
     *exhausted = 0;
-    runstore_status st = exec_one(conn, "recover orphaned run", runs_orphan_sql, 2, params, &res);
-    if (st == RUNSTORE_OK) {
-        runstore_read(res, out);
-        *exhausted = strcmp(PQgetvalue(res, 0, 6), "failed") == 0;
-        PQclear(res);
-    }
-    return st;
+    return exec_run(conn, "recover orphaned run", runs_orphan_sql, 2, params, out, exhausted);
 }
 
 int runstore_bump_version(const config *cfg, const char *report_slug)
