@@ -26,21 +26,11 @@ CREATE TABLE anlyt.metrics_hourly (
     PRIMARY KEY (hour_bucket, scope, scope_id)
 ) PARTITION BY RANGE (hour_bucket);
 
-CREATE TABLE anlyt.metrics_daily (
-    day_bucket TIMESTAMPTZ NOT NULL,
-    scope TEXT NOT NULL,
-    scope_id TEXT NOT NULL,
-    total_messages BIGINT NOT NULL DEFAULT 0,
-    delivered_messages BIGINT NOT NULL DEFAULT 0,
-    failed_messages BIGINT NOT NULL DEFAULT 0,
-    pending_messages BIGINT NOT NULL DEFAULT 0,
-    total_cost NUMERIC(18,6) NOT NULL DEFAULT 0,
-    latency_sum_ms BIGINT NOT NULL DEFAULT 0,
-    latency_sample_count BIGINT NOT NULL DEFAULT 0,
-    peak_tps INTEGER NOT NULL DEFAULT 0,
-    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (day_bucket, scope, scope_id)
-);
+-- metrics_daily: the same counters per UTC day, written by the rollup (0005); not partitioned.
+-- Its columns (types, NOT NULL, defaults, order) are metrics_hourly's, the bucket renamed.
+CREATE TABLE anlyt.metrics_daily (LIKE anlyt.metrics_hourly INCLUDING DEFAULTS);
+ALTER TABLE anlyt.metrics_daily RENAME COLUMN hour_bucket TO day_bucket;
+ALTER TABLE anlyt.metrics_daily ADD PRIMARY KEY (day_bucket, scope, scope_id);
 
 CREATE TABLE anlyt.operator_performance (
     hour_bucket TIMESTAMPTZ NOT NULL,

@@ -288,50 +288,6 @@ LANGUAGE sql STABLE AS $$
       ON q.scope_id = c.scope_id
 $$;
 
--- GET /api/v1/sms/operators: the page, each row with the total count; an empty page is one row
--- whose operator_id is NULL. p_sort is one of the contract's sort keys (checked by the caller).
-CREATE FUNCTION anlyt.api_operators(p_lo TIMESTAMPTZ, p_hi TIMESTAMPTZ, p_floor TIMESTAMPTZ,
-                                    p_sort TEXT, p_desc BOOLEAN, p_limit INTEGER,
-                                    p_offset INTEGER)
-RETURNS TABLE (total BIGINT, operator_id UUID, total_messages BIGINT, delivered_messages BIGINT,
-               failed_messages BIGINT, pending_messages BIGINT, delivery_rate NUMERIC,
-               error_rate NUMERIC, avg_latency_ms NUMERIC, p50 INTEGER, p95 INTEGER,
-               p99 INTEGER, peak_tps INTEGER, error_count BIGINT, ingested_through TIMESTAMPTZ,
-               as_of TIMESTAMPTZ)
-LANGUAGE sql STABLE AS $$
-    WITH i AS (
-        SELECT i.*, CASE p_sort WHEN 'total_messages' THEN i.total_messages::NUMERIC
-                                WHEN 'delivery_rate' THEN i.delivery_rate
-                                WHEN 'error_rate' THEN i.error_rate
-                                WHEN 'avg_latency_ms' THEN i.avg_latency_ms
-                                WHEN 'p95_latency_ms' THEN i.p95::NUMERIC
-                                WHEN 'peak_tps' THEN i.peak_tps::NUMERIC END AS k
-        FROM anlyt.operator_items(p_lo, p_hi, p_floor) AS i
-    ), page AS (
-        SELECT count(*) OVER () AS total,
-               row_number() OVER (
-                   ORDER BY CASE WHEN p_desc THEN i.k END DESC NULLS LAST,
-                            CASE WHEN NOT p_desc THEN i.k END ASC NULLS LAST,
-                            CASE WHEN p_sort = 'operator_id' AND p_desc THEN i.operator_id END
-                                DESC,
-                            i.operator_id) AS rn,
-               i.*
-        FROM i
-    ), s AS (
-        SELECT (SELECT ingested_through FROM anlyt.ingest_state) AS it, now() AS as_of
-    )
-    SELECT p.total, p.operator_id, p.total_messages, p.delivered_messages, p.failed_messages,
-           p.pending_messages, p.delivery_rate, p.error_rate, p.avg_latency_ms, p.p50, p.p95,
-           p.p99, p.peak_tps, p.error_count, s.it, s.as_of
-    FROM (SELECT * FROM page WHERE rn > p_offset AND rn <= p_offset + p_limit
-          UNION ALL
-          SELECT (SELECT count(*) FROM page), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                 NULL, NULL, NULL, NULL, NULL, NULL, NULL
-          WHERE NOT EXISTS (SELECT 1 FROM page WHERE rn > p_offset AND rn <= p_offset + p_limit))
-         AS p, s
-    ORDER BY p.rn
-$$;
-
 -- GET /api/v1/sms/operators/{id}/metrics: first the totals row (bucket NULL; found says whether
 -- the operator has any row in the retained aggregates), then the series rows, buckets ascending,
 -- only those with a counter not zero. p_window is 'hour' (hours from p_floor on) or 'day'.
@@ -399,43 +355,91 @@ LANGUAGE sql STABLE AS $$
         OR sum(a.messages_failed) > 0
 $$;
 
--- GET /api/v1/sms/accounts: like api_operators (sort total_cost, messages_sent, delivery_rate
--- or account_id).
-CREATE FUNCTION anlyt.api_accounts(p_lo TIMESTAMPTZ, p_hi TIMESTAMPTZ, p_sort TEXT,
-                                   p_desc BOOLEAN, p_limit INTEGER, p_offset INTEGER)
-RETURNS TABLE (total BIGINT, account_id UUID, messages_sent BIGINT, messages_delivered BIGINT,
-               messages_failed BIGINT, delivery_rate NUMERIC, total_cost NUMERIC,
-               avg_cost_per_message NUMERIC, total_segments BIGINT,
-               ingested_through TIMESTAMPTZ, as_of TIMESTAMPTZ)
+-- GET /api/v1/sms/operators and GET /api/v1/sms/accounts: the page, each row with the total
+-- count; an empty page is one row whose id (operator_id, account_id) is NULL. p_sort is one of
+-- the route's sort keys (checked by the caller): a key of the list below, or the id (ascending
+-- unless p_desc); ties go by id ascending. The two differ only in their items function, id, sort
+-- keys and columns, so both are created from the one body below: each row of the list holds
+-- what differs and format() fills it in. The functions stored are as if written out by hand.
+DO $do$
+DECLARE
+    f RECORD;
+BEGIN
+    FOR f IN SELECT * FROM (VALUES
+        -- api_operators: operator_items; sort total_messages, delivery_rate, error_rate,
+        -- avg_latency_ms, p95_latency_ms, peak_tps or operator_id.
+        ('api_operators',
+         'p_lo TIMESTAMPTZ, p_hi TIMESTAMPTZ, p_floor TIMESTAMPTZ, p_sort TEXT, p_desc BOOLEAN, '
+         'p_limit INTEGER, p_offset INTEGER',
+         'total BIGINT, operator_id UUID, total_messages BIGINT, delivered_messages BIGINT, '
+         'failed_messages BIGINT, pending_messages BIGINT, delivery_rate NUMERIC, '
+         'error_rate NUMERIC, avg_latency_ms NUMERIC, p50 INTEGER, p95 INTEGER, p99 INTEGER, '
+         'peak_tps INTEGER, error_count BIGINT, ingested_through TIMESTAMPTZ, as_of TIMESTAMPTZ',
+         'operator_items(p_lo, p_hi, p_floor)', 'operator_id',
+         ARRAY['WHEN ''total_messages'' THEN i.total_messages::NUMERIC',
+               'WHEN ''delivery_rate'' THEN i.delivery_rate',
+               'WHEN ''error_rate'' THEN i.error_rate',
+               'WHEN ''avg_latency_ms'' THEN i.avg_latency_ms',
+               'WHEN ''p95_latency_ms'' THEN i.p95::NUMERIC',
+               'WHEN ''peak_tps'' THEN i.peak_tps::NUMERIC'],
+         ARRAY['p.total, p.operator_id, p.total_messages, p.delivered_messages, p.failed_messages',
+               'p.pending_messages, p.delivery_rate, p.error_rate, p.avg_latency_ms, p.p50, p.p95',
+               'p.p99, p.peak_tps, p.error_count, s.it, s.as_of'],
+         15),
+        -- api_accounts: account_items (all accounts); sort total_cost, messages_sent,
+        -- delivery_rate or account_id.
+        ('api_accounts',
+         'p_lo TIMESTAMPTZ, p_hi TIMESTAMPTZ, p_sort TEXT, p_desc BOOLEAN, p_limit INTEGER, '
+         'p_offset INTEGER',
+         'total BIGINT, account_id UUID, messages_sent BIGINT, messages_delivered BIGINT, '
+         'messages_failed BIGINT, delivery_rate NUMERIC, total_cost NUMERIC, '
+         'avg_cost_per_message NUMERIC, total_segments BIGINT, ingested_through TIMESTAMPTZ, '
+         'as_of TIMESTAMPTZ',
+         'account_items(p_lo, p_hi, NULL)', 'account_id',
+         ARRAY['WHEN ''total_cost'' THEN i.total_cost',
+               'WHEN ''messages_sent'' THEN i.messages_sent::NUMERIC',
+               'WHEN ''delivery_rate'' THEN i.delivery_rate'],
+         ARRAY['p.total, p.account_id, p.messages_sent, p.messages_delivered, p.messages_failed',
+               'p.delivery_rate, p.total_cost, p.avg_cost_per_message, p.total_segments, '
+               's.it, s.as_of'],
+         10)
+    ) AS v(name, args, cols, items, id, sort_keys, select_lines, nulls) LOOP
+        -- The empty page's row: the count, then one NULL per other column (nulls), eight on
+        -- the first line.
+        EXECUTE format($f$CREATE FUNCTION anlyt.%1$s(%2$s) RETURNS TABLE (%3$s)
 LANGUAGE sql STABLE AS $$
     WITH i AS (
-        SELECT i.*, CASE p_sort WHEN 'total_cost' THEN i.total_cost
-                                WHEN 'messages_sent' THEN i.messages_sent::NUMERIC
-                                WHEN 'delivery_rate' THEN i.delivery_rate END AS k
-        FROM anlyt.account_items(p_lo, p_hi, NULL) AS i
+        SELECT i.*, CASE p_sort %6$s END AS k
+        FROM anlyt.%4$s AS i
     ), page AS (
         SELECT count(*) OVER () AS total,
                row_number() OVER (
                    ORDER BY CASE WHEN p_desc THEN i.k END DESC NULLS LAST,
                             CASE WHEN NOT p_desc THEN i.k END ASC NULLS LAST,
-                            CASE WHEN p_sort = 'account_id' AND p_desc THEN i.account_id END
+                            CASE WHEN p_sort = '%5$s' AND p_desc THEN i.%5$s END
                                 DESC,
-                            i.account_id) AS rn,
+                            i.%5$s) AS rn,
                i.*
         FROM i
     ), s AS (
         SELECT (SELECT ingested_through FROM anlyt.ingest_state) AS it, now() AS as_of
     )
-    SELECT p.total, p.account_id, p.messages_sent, p.messages_delivered, p.messages_failed,
-           p.delivery_rate, p.total_cost, p.avg_cost_per_message, p.total_segments, s.it, s.as_of
+    SELECT %7$s
     FROM (SELECT * FROM page WHERE rn > p_offset AND rn <= p_offset + p_limit
           UNION ALL
-          SELECT (SELECT count(*) FROM page), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                 NULL, NULL
+          SELECT (SELECT count(*) FROM page), %8$s,
+                 %9$s
           WHERE NOT EXISTS (SELECT 1 FROM page WHERE rn > p_offset AND rn <= p_offset + p_limit))
          AS p, s
     ORDER BY p.rn
-$$;
+$$$f$,
+            f.name, f.args, f.cols, f.items, f.id,
+            array_to_string(f.sort_keys, E'\n' || repeat(' ', 32)),
+            array_to_string(f.select_lines, E',\n' || repeat(' ', 11)),
+            array_to_string(array_fill('NULL'::TEXT, ARRAY[8]), ', '),
+            array_to_string(array_fill('NULL'::TEXT, ARRAY[f.nulls - 8]), ', '));
+    END LOOP;
+END $do$;
 
 -- GET /api/v1/sms/accounts/{id}/usage: the totals row (bucket NULL, found), then the series
 -- (p_window 'day' or 'month'; a month counts only the days inside the range).
