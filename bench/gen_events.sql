@@ -13,9 +13,10 @@
 -- processing_ms, amount_cents and payload follow the seed formulas exactly.
 --
 -- Speed: one INSERT … SELECT over generate_series with the secondary indexes and the
--- external_ref unique constraint dropped first and rebuilt afterwards (bulk index builds are
--- several times faster than row-by-row maintenance); the end state has exactly the schema of
--- the migrations. Snapshots, runs and audit entries are emptied: bench/run rebuilds them.
+-- external_ref unique constraint dropped first and rebuilt afterwards from their own catalog
+-- definitions (bulk index builds are several times faster than row-by-row maintenance); the end
+-- state has exactly the schema of the migrations. Snapshots, runs and audit entries are emptied:
+-- bench/run rebuilds them.
 --
 -- The change log of the scheduled refresh (schema/0006_refresh.sql) is emptied too, at the end:
 -- the insert trigger notes the ~366 days of the INSERT in event_change_days, and a running
@@ -29,9 +30,23 @@ SET TimeZone = 'UTC';
 
 TRUNCATE metric_snapshots, recompute_runs, audit_entries, analytics_events RESTART IDENTITY CASCADE;
 
-DROP INDEX IF EXISTS idx_analytics_events_occurred_at, idx_analytics_events_source_time,
-    idx_analytics_events_status_time, idx_analytics_events_entity_time;
-ALTER TABLE analytics_events DROP CONSTRAINT IF EXISTS analytics_events_external_ref_key;
+-- The unique constraints and the secondary indexes (every index but the primary key's), as the
+-- migrations define them: their definitions are read from the catalog, so that they are rebuilt
+-- exactly (same names and definitions), in the same order, without being written here again.
+CREATE TEMP TABLE bench_rebuilt AS
+SELECT 1 AS kind, c.oid AS ord,
+       format('ALTER TABLE analytics_events DROP CONSTRAINT %I', c.conname) AS drop_sql,
+       format('ALTER TABLE analytics_events ADD CONSTRAINT %I %s', c.conname,
+              pg_get_constraintdef(c.oid)) AS create_sql
+  FROM pg_constraint c
+ WHERE c.conrelid = 'analytics_events'::regclass AND c.contype = 'u'
+UNION ALL
+SELECT 2, i.indexrelid, format('DROP INDEX %s', i.indexrelid::regclass),
+       pg_get_indexdef(i.indexrelid)
+  FROM pg_index i
+ WHERE i.indrelid = 'analytics_events'::regclass
+   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid);
+SELECT drop_sql FROM bench_rebuilt ORDER BY kind, ord \gexec
 
 INSERT INTO analytics_events (source_id, external_ref, entity_id, status, processing_ms,
                               amount_cents, occurred_at, payload)
@@ -49,15 +64,8 @@ SELECT CASE g % 3 WHEN 0 THEN src.stripe WHEN 1 THEN src.adyen ELSE src.paypal E
                (SELECT id FROM event_sources WHERE slug = 'adyen')  AS adyen,
                (SELECT id FROM event_sources WHERE slug = 'paypal') AS paypal) AS src;
 
-ALTER TABLE analytics_events ADD CONSTRAINT analytics_events_external_ref_key UNIQUE (external_ref);
-CREATE INDEX IF NOT EXISTS idx_analytics_events_occurred_at
-    ON analytics_events (occurred_at DESC);
-CREATE INDEX IF NOT EXISTS idx_analytics_events_source_time
-    ON analytics_events (source_id, occurred_at DESC);
-CREATE INDEX IF NOT EXISTS idx_analytics_events_status_time
-    ON analytics_events (status, occurred_at DESC);
-CREATE INDEX IF NOT EXISTS idx_analytics_events_entity_time
-    ON analytics_events (entity_id, occurred_at DESC);
+SELECT create_sql FROM bench_rebuilt ORDER BY kind, ord \gexec
+DROP TABLE bench_rebuilt;
 
 -- After the load, so that neither the trigger's rows nor days a scheduler pass moved meanwhile
 -- remain (the scheduler, if a service runs, plans no pair before its interval has passed).

@@ -59,11 +59,13 @@ static void bind(jsCtx *js, stream *st, const char *durable)
     jsErrCode jerr = 0;
     jsConsumerConfig_Init(&cc);
     cc.Durable = durable;
+    cc.FilterSubject = st->subject;
+    /* The ingest worker's settings (see the top of this file), written here again on purpose:
+     * this reference program does not depend on the service's code. */
     cc.AckPolicy = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
     cc.AckWait = ACK_WAIT_NS;
     cc.MaxAckPending = MAX_ACK_PENDING;
-    cc.FilterSubject = st->subject;
     natsStatus s = js_AddConsumer(&ci, js, st->name, &cc, NULL, &jerr);
     if (s != NATS_OK)
         fail("add consumer", s, jerr);

@@ -138,6 +138,16 @@ stop_pid() { # pid seconds: TERM, wait, then KILL
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+# stop_child VAR seconds: stops the background child whose pid is in $VAR (stop_pid), reaps it
+# and empties VAR; nothing when VAR is empty.
+stop_child() {
+    local pid="${!1}"
+    [ -n "$pid" ] || return 0
+    stop_pid "$pid" "$2"
+    wait "$pid" 2>/dev/null || true
+    printf -v "$1" '%s' ""
+}
+
 # ---- analyticsd ----------------------------------------------------------------------------
 
 # stack_svc_start http_workers recompute_workers [NAME=value ...]: the extra arguments are added
@@ -171,12 +181,7 @@ stack_svc_start() {
     bench_say "analyticsd (pid $SVC_PID, HTTP_WORKERS=$1, RECOMPUTE_WORKERS=$2) on 127.0.0.1:$APP_PORT"
 }
 
-stack_svc_stop() {
-    [ -n "$SVC_PID" ] || return 0
-    stop_pid "$SVC_PID" 25
-    wait "$SVC_PID" 2>/dev/null || true
-    SVC_PID=""
-}
+stack_svc_stop() { stop_child SVC_PID 25; }
 
 # ---- h2o: the static-file reference --------------------------------------------------------
 
@@ -212,12 +217,7 @@ EOF
     bench_say "h2o (pid $H2O_PID, $2 threads) serving $(wc -c <"$dir/body.json") bytes on 127.0.0.1:$H2O_PORT"
 }
 
-stack_h2o_stop() {
-    [ -n "$H2O_PID" ] || return 0
-    stop_pid "$H2O_PID" 10
-    wait "$H2O_PID" 2>/dev/null || true
-    H2O_PID=""
-}
+stack_h2o_stop() { stop_child H2O_PID 10; }
 
 # ---- nats-server: JetStream for the SMS ingestion benchmark ---------------------------------
 
@@ -239,12 +239,7 @@ stack_nats_start() {
     bench_say "nats-server $(nats-server --version | awk '{print $2}') (pid $NATS_PID) with JetStream on 127.0.0.1:$NATS_PORT"
 }
 
-stack_nats_stop() {
-    [ -n "$NATS_PID" ] || return 0
-    stop_pid "$NATS_PID" 15
-    wait "$NATS_PID" 2>/dev/null || true
-    NATS_PID=""
-}
+stack_nats_stop() { stop_child NATS_PID 15; }
 
 stack_stop_all() {
     stack_h2o_stop

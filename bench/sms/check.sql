@@ -43,69 +43,60 @@ op AS (
 sk AS MATERIALIZED ( -- latency_histogram per scope and hour (the one pass over it)
     SELECT hour_bucket, scope, scope_id, sum(n) AS n, count(*) AS buckets
     FROM anlyt.latency_histogram GROUP BY 1, 2, 3),
-bad AS (
-    SELECT 'platform <> sum(operators): ' || count(*) || ' hours' AS what
+-- Each check counts its mismatches (n); the message format is filled in only where n > 0.
+checks (msg, n) AS (
+    SELECT 'platform <> sum(operators): %s hours', count(*)
     FROM (SELECT * FROM oh WHERE scope = 'PLATFORM') AS pl FULL JOIN op USING (hour_bucket)
     WHERE (pl.t, pl.d, pl.f, pl.p, pl.c, pl.ls, pl.lc) IS DISTINCT FROM
           (op.t, op.d, op.f, op.p, op.c, op.ls, op.lc)
-    HAVING count(*) > 0
     UNION ALL
-    SELECT 'metrics_hourly OPERATOR <> operator_performance: ' || count(*) || ' rows'
-    FROM (SELECT * FROM oh WHERE scope = 'OPERATOR') AS m
-    FULL JOIN anlyt.operator_performance o
+    SELECT 'metrics_hourly OPERATOR <> operator_performance: %s rows', count(*)
+    FROM (SELECT * FROM oh WHERE scope = 'OPERATOR') AS m FULL JOIN anlyt.operator_performance o
       ON o.hour_bucket = m.hour_bucket AND o.operator_id = m.scope_id::UUID
     WHERE (m.t, m.d, m.f, m.ls, m.lc, m.pk) IS DISTINCT FROM
           (o.total_messages, o.delivered_messages, o.failed_messages, o.latency_sum_ms,
            o.latency_sample_count, o.peak_tps)
-    HAVING count(*) > 0
     UNION ALL
-    SELECT 'platform <> sum(accounts): ' || count(*) || ' days'
+    SELECT 'platform <> sum(accounts): %s days', count(*)
     FROM (SELECT day, sum(t) AS t, sum(d) AS d, sum(f) AS f, sum(p) AS p, sum(c) AS c
           FROM hd WHERE scope = 'ACCOUNT' GROUP BY 1) AS a
     JOIN hd pl ON pl.day = a.day AND pl.scope = 'PLATFORM'
     WHERE (a.t, a.d, a.f, a.p, a.c) IS DISTINCT FROM (pl.t, pl.d, pl.f, pl.p, pl.c)
-    HAVING count(*) > 0
     UNION ALL
-    SELECT 'sketch samples <> delivered: ' || count(*) || ' scope hours'
+    SELECT 'sketch samples <> delivered: %s scope hours', count(*)
     FROM (SELECT * FROM oh WHERE d > 0) AS m
     FULL JOIN sk USING (hour_bucket, scope, scope_id)
     WHERE m.d IS DISTINCT FROM sk.n
-    HAVING count(*) > 0
     UNION ALL
-    SELECT 'metrics_daily <> sum(hours): ' || count(*) || ' rows'
+    SELECT 'metrics_daily <> sum(hours): %s rows', count(*)
     FROM hd FULL JOIN anlyt.metrics_daily m
       ON m.day_bucket = hd.day AND m.scope = hd.scope AND m.scope_id = hd.scope_id
     WHERE (hd.t, hd.d, hd.f, hd.c, hd.ls, hd.pk) IS DISTINCT FROM
           (m.total_messages, m.delivered_messages, m.failed_messages, m.total_cost,
            m.latency_sum_ms, m.peak_tps)
-    HAVING count(*) > 0
     UNION ALL
-    SELECT 'latency_histogram_daily <> sum(hours): ' || count(*) || ' scope days'
+    SELECT 'latency_histogram_daily <> sum(hours): %s scope days', count(*)
     FROM (SELECT date_trunc('day', hour_bucket) AS day, scope, scope_id, sum(n) AS n
           FROM sk GROUP BY 1, 2, 3) AS k
     FULL JOIN (SELECT day_bucket AS day, scope, scope_id, sum(n) AS n
                FROM anlyt.latency_histogram_daily GROUP BY 1, 2, 3) AS l
       USING (day, scope, scope_id)
     WHERE k.n IS DISTINCT FROM l.n
-    HAVING count(*) > 0
     UNION ALL
-    SELECT 'operator hours without latency_p95_ms: ' || count(*)
+    SELECT 'operator hours without latency_p95_ms: %s', count(*)
     FROM anlyt.operator_performance WHERE delivered_messages > 0 AND latency_p95_ms IS NULL
-    HAVING count(*) > 0
     UNION ALL
-    SELECT 'account_usage_daily <> sum(account hours): ' || count(*) || ' rows'
-    FROM (SELECT * FROM hd WHERE scope = 'ACCOUNT') AS h
-    FULL JOIN anlyt.account_usage_daily a
+    SELECT 'account_usage_daily <> sum(account hours): %s rows', count(*)
+    FROM (SELECT * FROM hd WHERE scope = 'ACCOUNT') AS h FULL JOIN anlyt.account_usage_daily a
       ON a.day_bucket = h.day AND a.account_id = h.scope_id::UUID
     WHERE (h.t, h.d, h.f, h.c) IS DISTINCT FROM
           (a.messages_sent, a.messages_delivered, a.messages_failed, a.total_cost)
-    HAVING count(*) > 0
     UNION ALL
-    SELECT 'delivered + failed > messages: ' || sum(implausible) || ' rows'
-    FROM hd HAVING sum(implausible) > 0
+    SELECT 'delivered + failed > messages: %s rows', sum(implausible) FROM hd
     UNION ALL
-    SELECT 'rollup_days not empty: ' || count(*) FROM anlyt.rollup_days HAVING count(*) > 0
+    SELECT 'rollup_days not empty: %s', count(*) FROM anlyt.rollup_days
 ),
+bad AS (SELECT format(msg, n) AS what FROM checks WHERE n > 0),
 facts AS (
     SELECT format('%s hours (%s .. %s UTC), %s messages (%s delivered, %s failed), '
                   '%s operators, %s accounts over %s days; rows: metrics_hourly %s, '
