@@ -1,6 +1,7 @@
 -- 0007_amount_by_source.sql: the reference rows of the fourth report, amount-by-source
 -- (DATA.md §4.1, §4.2), for databases that already carry 0001-0006, as upserts with the same
--- conflict rules as 0002. Applied by the migration runner (common/migrate.c) in one transaction.
+-- conflict rules as 0002 (the overwritten columns written as one row assignment; a migration
+-- that adds a report repeats them, since 0002 has already run where it runs). Applied by the migration runner (common/migrate.c) in one transaction.
 --
 -- The report itself (its dimension, metric and row layouts) is one row of the report registry
 -- (common/registry.c); this script is the other half of adding a report.
@@ -12,12 +13,9 @@ VALUES
      'Processed amount in cents per source, by day or week.', 120, 'day',
      '{"window":"day|week","breakdown":"period|source","source":"source slug"}')
 ON CONFLICT (slug) DO UPDATE SET
-    name = EXCLUDED.name,
-    description = EXCLUDED.description,
-    cache_ttl_seconds = EXCLUDED.cache_ttl_seconds,
-    default_window = EXCLUDED.default_window,
-    supported_filters = EXCLUDED.supported_filters,
-    updated_at = now();
+    (name, description, cache_ttl_seconds, default_window, supported_filters, updated_at) =
+    (EXCLUDED.name, EXCLUDED.description, EXCLUDED.cache_ttl_seconds, EXCLUDED.default_window,
+     EXCLUDED.supported_filters, now());
 
 INSERT INTO aggregate_windows
     (report_slug, window_name, retention_days, refresh_interval_minutes, is_default)
@@ -25,9 +23,8 @@ VALUES
     ('amount-by-source', 'day', 365, 60, TRUE),
     ('amount-by-source', 'week', 730, 240, FALSE)
 ON CONFLICT (report_slug, window_name) DO UPDATE SET
-    retention_days = EXCLUDED.retention_days,
-    refresh_interval_minutes = EXCLUDED.refresh_interval_minutes,
-    is_default = EXCLUDED.is_default;
+    (retention_days, refresh_interval_minutes, is_default) =
+    (EXCLUDED.retention_days, EXCLUDED.refresh_interval_minutes, EXCLUDED.is_default);
 
 -- A database that already holds events has no snapshots of the new report yet: every retained
 -- day with events becomes a dirty day of both its windows, and both windows are due at once, so
