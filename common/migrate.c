@@ -16,16 +16,6 @@
 
 #define MIGRATE_LOCK_KEY "hashtextextended('pg-analytics-service:migrations', 0)"
 
-/* Runs a parameterless command; returns 0 or -1 after logging "<what>: <message>". */
-static int migrate_cmd(PGconn *conn, const char *what, const char *sql)
-{
-    PGresult *res = pgsession_exec(conn, what, sql, 0, NULL);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-    return 0;
-}
-
 /*
  * Creates schema_migrations if missing (not part of any script). Checked first so that an
  * up-to-date database produces no "already exists" notice. Returns 0 or -1.
@@ -40,9 +30,10 @@ static int migrate_ensure_table(PGconn *conn)
     PQclear(res);
     if (exists)
         return 0;
-    return migrate_cmd(conn, "migrate: creating schema_migrations",
-                       "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                       "version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)");
+    return pgsession_command(conn, "migrate: creating schema_migrations",
+                             "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                             "version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)",
+                             0, NULL);
 }
 
 /* Sets *applied to whether `version` is recorded in schema_migrations. Returns 0 or -1. */
@@ -61,7 +52,7 @@ static int migrate_is_applied(PGconn *conn, const char *version, bool *applied)
 /* Applies one script and its bookkeeping row in one transaction. Returns 0 or -1 (rolled back). */
 static int migrate_apply(PGconn *conn, const struct migration_script *m)
 {
-    if (migrate_cmd(conn, "migrate: BEGIN", "BEGIN") != 0)
+    if (pgsession_command(conn, "migrate: BEGIN", "BEGIN", 0, NULL) != 0)
         return -1;
     /* PQexec (simple protocol) because a script holds several statements. */
     PGresult *res = PQexec(conn, m->sql);
@@ -82,7 +73,7 @@ static int migrate_apply(PGconn *conn, const struct migration_script *m)
     if (res == NULL)
         goto rollback;
     PQclear(res);
-    if (migrate_cmd(conn, "migrate: COMMIT", "COMMIT") != 0)
+    if (pgsession_command(conn, "migrate: COMMIT", "COMMIT", 0, NULL) != 0)
         goto rollback;
     log_info("migrate: applied %s", m->version);
     return 0;
@@ -95,8 +86,8 @@ rollback:
 
 int migrate_run(PGconn *conn)
 {
-    if (migrate_cmd(conn, "migrate: taking the migrations lock",
-                    "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")") != 0)
+    if (pgsession_command(conn, "migrate: taking the migrations lock",
+                          "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", 0, NULL) != 0)
         return -1;
     int rc = migrate_ensure_table(conn);
     size_t applied_now = 0;

@@ -136,3 +136,35 @@ PGresult *pgsession_exec(PGconn *conn, const char *what, const char *sql, int np
     PQclear(res);
     return NULL;
 }
+
+int pgsession_command(PGconn *conn, const char *what, const char *sql, int nparams,
+                      const char *const *params)
+{
+    PGresult *res = pgsession_exec(conn, what, sql, nparams, params);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+PGconn *pgsession_kept_get(pgsession_kept *k, const char *url, const char *role,
+                           int64_t interval_ns)
+{
+    if (k->conn != NULL && PQstatus(k->conn) != CONNECTION_OK) {
+        log_warn("%s: database session lost; reconnecting", role);
+        pgsession_kept_close(k);
+    }
+    int64_t now = clock_monotonic_ns();
+    if (k->conn == NULL && (k->last_connect_ns == 0 || now - k->last_connect_ns >= interval_ns)) {
+        k->last_connect_ns = now;
+        k->conn = pgsession_connect(url, role);
+    }
+    return k->conn;
+}
+
+void pgsession_kept_close(pgsession_kept *k)
+{
+    if (k->conn != NULL)
+        PQfinish(k->conn);
+    k->conn = NULL;
+}

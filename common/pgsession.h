@@ -10,6 +10,7 @@
 #define ANALYTICSD_PGSESSION_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
 
 /* Keyword/value arrays for PQconnectdbParams / PQconnectStartParams with expand_dbname = 1. */
 typedef struct pgsession_params {
@@ -45,6 +46,30 @@ PGconn *pgsession_connect(const char *url, const char *role);
  */
 PGresult *pgsession_exec(PGconn *conn, const char *what, const char *sql, int nparams,
                          const char *const *params);
+
+/* pgsession_exec for a statement whose rows nobody reads: 0, or -1 after the same log line. */
+int pgsession_command(PGconn *conn, const char *what, const char *sql, int nparams,
+                      const char *const *params);
+
+/*
+ * A session that reconnects by itself, at most once per `interval_ns`: for a process that keeps
+ * one session for its whole life (the supervisor, the scheduler's leader).
+ */
+typedef struct pgsession_kept {
+    PGconn *conn;            /* NULL while not connected */
+    int64_t last_connect_ns; /* monotonic time of the last attempt; 0: none yet */
+} pgsession_kept;
+
+/*
+ * The kept session: drops it when its connection broke (logging `<role>: database session
+ * lost; reconnecting`), and when there is none and the last attempt is interval_ns old or
+ * more, tries pgsession_connect(url, role) once. Returns the session or NULL (unreachable).
+ */
+PGconn *pgsession_kept_get(pgsession_kept *k, const char *url, const char *role,
+                           int64_t interval_ns);
+
+/* Closes the kept session, if any. */
+void pgsession_kept_close(pgsession_kept *k);
 
 /*
  * Makes every later pgsession_exec of this process interruptible by `fd` (-1: not, the

@@ -60,17 +60,6 @@ static const char seed_dates_sql[] =
     "SELECT to_char((now() AT TIME ZONE 'UTC') - interval '90 days', 'YYYY-MM-DD'),"
     " to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
 
-/* Runs a statement and discards its result; returns 0 or -1 (logged). */
-static int seed_exec(PGconn *conn, const char *what, const char *sql, int nparams,
-                     const char *const *params)
-{
-    PGresult *res = pgsession_exec(conn, what, sql, nparams, params);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-    return 0;
-}
-
 /* Inserts, rebuilds and completes one seed run (§5 step 6). Returns 0 or -1 (logged). */
 static int seed_one_run(PGconn *conn, const char *slug, const char *window, const char *from,
                         const char *to)
@@ -88,7 +77,7 @@ static int seed_one_run(PGconn *conn, const char *slug, const char *window, cons
     if (st == REBUILD_OK) {
         char *json = rebuild_summary_json(&sum);
         const char *upd[2] = {run_id, json};
-        rc = seed_exec(conn, "seed: completing run", runs_seed_complete_sql, 2, upd);
+        rc = pgsession_command(conn, "seed: completing run", runs_seed_complete_sql, 2, upd);
         free(json);
     } else if (st == REBUILD_UNSUPPORTED) {
         log_error("seed: unsupported report slug for recompute: %s", slug);
@@ -100,7 +89,7 @@ static int seed_one_run(PGconn *conn, const char *slug, const char *window, cons
 /* The body of the seed transaction. Sets *skipped when events already existed. */
 static int seed_body(PGconn *conn, bool force, bool *skipped)
 {
-    if (force && seed_exec(conn, "seed: truncating", seed_truncate_sql, 0, NULL) != 0)
+    if (force && pgsession_command(conn, "seed: truncating", seed_truncate_sql, 0, NULL) != 0)
         return -1;
 
     PGresult *res = pgsession_exec(conn, "seed: checking events",
@@ -138,8 +127,8 @@ static int seed_body(PGconn *conn, bool force, bool *skipped)
                 rc = seed_one_run(conn, registry_reports[r].slug, registry_windows[w].name, from,
                                   to);
     if (rc == 0)
-        rc =
-            seed_exec(conn, "seed: forgetting the noted changes", seed_forget_changes_sql, 0, NULL);
+        rc = pgsession_command(conn, "seed: forgetting the noted changes", seed_forget_changes_sql,
+                               0, NULL);
     free(from);
     free(to);
     return rc;
@@ -147,15 +136,15 @@ static int seed_body(PGconn *conn, bool force, bool *skipped)
 
 int seed_run(PGconn *conn, bool force, int64_t sms_retention_days)
 {
-    if (seed_exec(conn, "seed: taking the seed lock", "SELECT pg_advisory_lock(" SEED_LOCK_KEY ")",
-                  0, NULL) != 0)
+    if (pgsession_command(conn, "seed: taking the seed lock",
+                          "SELECT pg_advisory_lock(" SEED_LOCK_KEY ")", 0, NULL) != 0)
         return -1;
     bool skipped = false;
-    int rc = seed_exec(conn, "seed: BEGIN", "BEGIN", 0, NULL);
+    int rc = pgsession_command(conn, "seed: BEGIN", "BEGIN", 0, NULL);
     if (rc == 0) {
         rc = seed_body(conn, force, &skipped);
         if (rc == 0)
-            rc = seed_exec(conn, "seed: COMMIT", "COMMIT", 0, NULL);
+            rc = pgsession_command(conn, "seed: COMMIT", "COMMIT", 0, NULL);
         if (rc != 0)
             PQclear(PQexec(conn, "ROLLBACK"));
     }

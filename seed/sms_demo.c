@@ -351,19 +351,11 @@ static const char demo_exists_sql[] =
     "SELECT coalesce((SELECT ingested_through IS NOT NULL FROM anlyt.ingest_state), false)"
     " OR EXISTS (SELECT 1 FROM anlyt.metrics_hourly) OR EXISTS (SELECT 1 FROM anlyt.metrics_daily)";
 
-static int demo_exec(PGconn *conn, const char *what, const char *sql)
-{
-    PGresult *res = pgsession_exec(conn, what, sql, 0, NULL);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-    return 0;
-}
-
 /* The body of the transaction; sets *skipped when anlyt already held SMS data. */
 static int demo_body(demo *d, bool force, bool *skipped)
 {
-    if (force && demo_exec(d->conn, "seed: emptying the SMS tables", demo_truncate_sql) != 0)
+    if (force && pgsession_command(d->conn, "seed: emptying the SMS tables", demo_truncate_sql, 0,
+                                   NULL) != 0)
         return -1;
     PGresult *res = pgsession_exec(d->conn, "seed: checking SMS data", demo_exists_sql, 0, NULL);
     if (res == NULL)
@@ -388,11 +380,11 @@ int sms_demo_run(PGconn *conn, bool force, int64_t retention_days)
     sms_batch_init(&d.batch, "nats");
 
     bool skipped = false;
-    int rc = demo_exec(conn, "seed: BEGIN", "BEGIN");
+    int rc = pgsession_command(conn, "seed: BEGIN", "BEGIN", 0, NULL);
     if (rc == 0) {
         rc = demo_body(&d, force, &skipped);
         if (rc == 0)
-            rc = demo_exec(conn, "seed: COMMIT", "COMMIT");
+            rc = pgsession_command(conn, "seed: COMMIT", "COMMIT", 0, NULL);
         if (rc != 0)
             PQclear(PQexec(conn, "ROLLBACK"));
     }

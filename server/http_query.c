@@ -180,6 +180,24 @@ void http_query_page(http_app *app, h2o_req_t *req, const char *sql, int nfilter
     start(app, req, sql, nfilters + 2, params, proto);
 }
 
+void http_query_list(http_app *app, h2o_req_t *req, const char *sql, const char *const *names,
+                     http_row_writer row, const char *failure)
+{
+    int64_t limit, offset;
+    http_page_params(req, &limit, &offset);
+    const char *filters[6];
+    int n = 0;
+    for (; names[n] != NULL; n++) {
+        if (n == 6)
+            abort(); /* programming error: the handlers pass at most a few filters */
+        if (http_list_filter(req, names[n], &filters[n]) != 0) {
+            http_send_empty_page(req, limit, offset);
+            return;
+        }
+    }
+    http_query_page(app, req, sql, n, filters, limit, offset, row, failure);
+}
+
 void http_send_empty_page(h2o_req_t *req, int64_t limit, int64_t offset)
 {
     http_query h = {.req = req, .limit = limit, .offset = offset, .failure = "internal error"};

@@ -53,6 +53,15 @@ void http_query_page(http_app *app, h2o_req_t *req, const char *sql, int nfilter
                      const char *const *filters, int64_t limit, int64_t offset, http_row_writer row,
                      const char *failure);
 
+/*
+ * A list endpoint whose filters are all text filters (API.md §4.6, §4.8): limit and offset
+ * (http_page_params), then each parameter of `names` (NULL-terminated, at most 6) through
+ * http_list_filter, in order; if one cannot match, answers an empty page without a query,
+ * otherwise http_query_page with the filters in that order.
+ */
+void http_query_list(http_app *app, h2o_req_t *req, const char *sql, const char *const *names,
+                     http_row_writer row, const char *failure);
+
 /* Answers 200 with an empty page (total 0) without a query: filters that cannot match. */
 void http_send_empty_page(h2o_req_t *req, int64_t limit, int64_t offset);
 

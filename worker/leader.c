@@ -36,40 +36,21 @@ void leader_init(leader *l, const char *url)
 
 void leader_close(leader *l)
 {
-    if (l->conn != NULL)
-        PQfinish(l->conn);
-    l->conn = NULL;
+    pgsession_kept_close(&l->session);
     l->leading = false;
-}
-
-/* The session, (re)connected at most once a second; NULL while PostgreSQL is unreachable. */
-static PGconn *leader_session(leader *l)
-{
-    if (l->conn != NULL && PQstatus(l->conn) != CONNECTION_OK) {
-        PQfinish(l->conn);
-        l->conn = NULL;
-    }
-    int64_t now = clock_monotonic_ns();
-    if (l->conn == NULL &&
-        (l->last_connect_ns == 0 || now - l->last_connect_ns >= LEADER_RECONNECT_NS)) {
-        l->last_connect_ns = now;
-        l->conn = pgsession_connect(l->url, "leader");
-    }
-    return l->conn;
 }
 
 bool leader_poll(leader *l)
 {
     bool now = false;
-    PGconn *conn = leader_session(l);
+    PGconn *conn = pgsession_kept_get(&l->session, l->url, "leader", LEADER_RECONNECT_NS);
     if (conn != NULL) {
         PGresult *res = pgsession_exec(conn, "leadership", LEADER_POLL_SQL, 0, NULL);
         if (res != NULL) {
             now = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
             PQclear(res);
         } else {
-            PQfinish(l->conn); /* whatever it held goes with it */
-            l->conn = NULL;
+            pgsession_kept_close(&l->session); /* whatever it held goes with it */
         }
     }
     if (now && !l->leading)

@@ -13,6 +13,8 @@
 #ifndef ANALYTICSD_LEADER_H
 #define ANALYTICSD_LEADER_H
 
+#include "common/pgsession.h"
+
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,10 +24,9 @@
 #define LEADER_LOCK_ID    1
 
 typedef struct leader {
-    const char *url; /* DATABASE_URL (not owned) */
-    PGconn *conn;    /* the session holding the lock while leading; NULL when not connected */
-    int64_t last_connect_ns;
-    bool leading; /* as of the last poll */
+    const char *url;        /* DATABASE_URL (not owned) */
+    pgsession_kept session; /* holds the lock while leading (reconnects once a second) */
+    bool leading;           /* as of the last poll */
 } leader;
 
 /* A leader that is not leading and not connected, for the database at url. */

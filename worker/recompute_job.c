@@ -141,16 +141,6 @@ static void abandon(PGconn **conn, const char *run_id, const char *why)
     *conn = NULL;
 }
 
-static int exec_simple(PGconn *conn, const char *what, const char *sql, int n,
-                       const char *const *params)
-{
-    PGresult *res = pgsession_exec(conn, what, sql, n, params);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-    return 0;
-}
-
 /* A finalising statement, retried once if it failed on a still healthy session (for example a
  * cancel request that arrived after its statement had finished). */
 typedef runstore_status (*final_fn)(PGconn *, const runstore_run *, const void *);
@@ -195,15 +185,15 @@ static int rebuild_transaction(const recompute_job_env *env, PGconn *conn, const
     char limit[32];
     snprintf(limit, sizeof(limit), "%lld", (long long)(remaining_ms > 0 ? remaining_ms : 1));
     const char *params[1] = {limit};
-    if (exec_simple(conn, "rebuild: begin", "BEGIN", 0, NULL) == 0 &&
-        exec_simple(conn, "rebuild: job deadline",
-                    "SELECT set_config('statement_timeout', $1, true),"
-                    " set_config('lock_timeout', $1, true)",
-                    1, params) == 0) {
+    if (pgsession_command(conn, "rebuild: begin", "BEGIN", 0, NULL) == 0 &&
+        pgsession_command(conn, "rebuild: job deadline",
+                          "SELECT set_config('statement_timeout', $1, true),"
+                          " set_config('lock_timeout', $1, true)",
+                          1, params) == 0) {
         *rs = rebuild_run(conn, run->id, run->report_slug, run->window, run->date_from,
                           run->date_to, sum);
         if (*rs == REBUILD_OK)
-            committed = exec_simple(conn, "rebuild: commit", "COMMIT", 0, NULL) == 0;
+            committed = pgsession_command(conn, "rebuild: commit", "COMMIT", 0, NULL) == 0;
         if (*rs == REBUILD_OK && !committed)
             *rs = REBUILD_DB_ERROR;
     }
@@ -249,8 +239,8 @@ static recompute_job_outcome job_failed(const recompute_job_env *env, PGconn **c
         abandon(conn, run->id, "the database session was lost during the rebuild");
         return cut == CUT_SHUTDOWN ? RECOMPUTE_JOB_INTERRUPTED : RECOMPUTE_JOB_ABANDONED;
     }
-    if (exec_simple(*conn, "rebuild: rollback", "ROLLBACK", 0, NULL) != 0 &&
-        exec_simple(*conn, "rebuild: rollback", "ROLLBACK", 0, NULL) != 0) {
+    if (pgsession_command(*conn, "rebuild: rollback", "ROLLBACK", 0, NULL) != 0 &&
+        pgsession_command(*conn, "rebuild: rollback", "ROLLBACK", 0, NULL) != 0) {
         abandon(conn, run->id, "cannot roll back the rebuild");
         return cut == CUT_SHUTDOWN ? RECOMPUTE_JOB_INTERRUPTED : RECOMPUTE_JOB_ABANDONED;
     }

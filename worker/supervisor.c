@@ -57,29 +57,16 @@ typedef struct supervisor {
     const config *cfg;
     ring_t *ring;
     int slot;
-    PGconn *pg;
-    int64_t last_connect_ns;
+    pgsession_kept pg;                   /* reconnects at most once a second */
     leader lead;                         /* deployment-wide leadership (worker/leader.h) */
     int64_t rollup_due, maintenance_due; /* leader only */
     scheduler sched;                     /* leader only (worker/scheduler.h) */
 } supervisor;
 
-/* Returns the connection, reconnecting (at most once a second) if it was lost; NULL if
- * PostgreSQL is unreachable. */
+/* The session (pgsession_kept_get); NULL while PostgreSQL is unreachable. */
 static PGconn *supervisor_pg(supervisor *s)
 {
-    if (s->pg != NULL && PQstatus(s->pg) != CONNECTION_OK) {
-        log_warn("database session lost; reconnecting");
-        PQfinish(s->pg);
-        s->pg = NULL;
-    }
-    int64_t now = clock_monotonic_ns();
-    if (s->pg == NULL &&
-        (s->last_connect_ns == 0 || now - s->last_connect_ns >= SUPERVISOR_RECONNECT_NS)) {
-        s->last_connect_ns = now;
-        s->pg = pgsession_connect(s->cfg->database_url, "supervisor");
-    }
-    return s->pg;
+    return pgsession_kept_get(&s->pg, s->cfg->database_url, "supervisor", SUPERVISOR_RECONNECT_NS);
 }
 
 /* DATA.md §7.6 recovery bump. Returns 0 when every INCR succeeded. */
@@ -119,7 +106,7 @@ static int recover_one(supervisor *s, const char *id)
     runstore_run run;
     int exhausted = 0;
     runstore_status st =
-        runstore_recover_orphan(s->pg, id, s->cfg->recompute_max_attempts, &run, &exhausted);
+        runstore_recover_orphan(s->pg.conn, id, s->cfg->recompute_max_attempts, &run, &exhausted);
     if (st == RUNSTORE_OK && exhausted) {
         log_warn("run %s failed: %s (%s %s %s..%s, %d attempts)", run.id, RUNS_ERR_CRASHED,
                  run.report_slug, run.window, run.date_from, run.date_to, run.attempts);
@@ -127,7 +114,7 @@ static int recover_one(supervisor *s, const char *id)
     } else if (st == RUNSTORE_OK) {
         log_warn("run %s was orphaned after attempt %d; returned to pending", run.id, run.attempts);
     }
-    int unlocked = runstore_unlock(s->pg, id);
+    int unlocked = runstore_unlock(s->pg.conn, id);
     return st == RUNSTORE_DB_ERROR || unlocked != 0 ? -1 : 0;
 }
 
@@ -139,7 +126,7 @@ static int orphan_scan(supervisor *s)
 {
     if (supervisor_pg(s) == NULL)
         return -1;
-    PGresult *res = pgsession_exec(s->pg, "orphan scan",
+    PGresult *res = pgsession_exec(s->pg.conn, "orphan scan",
                                    "SELECT id::text FROM recompute_runs WHERE status = 'running'"
                                    " ORDER BY started_at, id",
                                    0, NULL);
@@ -148,7 +135,7 @@ static int orphan_scan(supervisor *s)
     int held = 0;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *id = PQgetvalue(res, i, 0);
-        int locked = runstore_try_lock(s->pg, id);
+        int locked = runstore_try_lock(s->pg.conn, id);
         if (locked < 0) {
             held = -1;
             break;
@@ -170,7 +157,7 @@ static void refill(supervisor *s)
 {
     if (ring_free_slots(s->ring) == 0 || supervisor_pg(s) == NULL)
         return;
-    runstore_refill(s->pg, s->ring);
+    runstore_refill(s->pg.conn, s->ring);
 }
 
 /* The pending-runs gauge of GET /metrics: one indexed count, every second. */
@@ -179,7 +166,7 @@ static void count_pending(supervisor *s)
     if (supervisor_pg(s) == NULL)
         return;
     PGresult *res =
-        pgsession_exec(s->pg, "pending runs count",
+        pgsession_exec(s->pg.conn, "pending runs count",
                        "SELECT count(*) FROM recompute_runs WHERE status = 'pending'", 0, NULL);
     if (res == NULL)
         return;
@@ -193,11 +180,11 @@ static void count_pending(supervisor *s)
 static int sms_maintenance(supervisor *s)
 {
     const config *c = s->cfg;
-    int rc = sms_store_ensure_partitions(s->pg, c->sms_hourly_retention_days);
+    int rc = sms_store_ensure_partitions(s->pg.conn, c->sms_hourly_retention_days);
     if (rc == 0)
-        rc = sms_store_drop_partitions(s->pg, c->sms_hourly_retention_days);
+        rc = sms_store_drop_partitions(s->pg.conn, c->sms_hourly_retention_days);
     if (rc == 0)
-        rc = sms_store_purge(s->pg, c->sms_dedupe_retention_ns, c->sms_daily_retention_days);
+        rc = sms_store_purge(s->pg.conn, c->sms_dedupe_retention_ns, c->sms_daily_retention_days);
     if (rc == 0)
         log_info("sms maintenance: pass done (hourly retention %lld days, daily %lld days)",
                  (long long)c->sms_hourly_retention_days, (long long)c->sms_daily_retention_days);
@@ -220,12 +207,12 @@ static void leader_tick(supervisor *s, int64_t now)
     if (now >= s->maintenance_due)
         s->maintenance_due =
             now + (sms_maintenance(s) == 0 ? SUPERVISOR_SMS_UPKEEP_NS : SUPERVISOR_SCAN_EVERY_NS);
-    if (now >= s->rollup_due && s->pg != NULL) {
-        sms_store_rollup(s->pg, s->cfg->sms_hourly_retention_days);
+    if (now >= s->rollup_due && s->pg.conn != NULL) {
+        sms_store_rollup(s->pg.conn, s->cfg->sms_hourly_retention_days);
         s->rollup_due = now + s->cfg->sms_rollup_interval_ns;
     }
-    if (s->pg != NULL)
-        scheduler_tick(&s->sched, s->pg, s->cfg, now);
+    if (s->pg.conn != NULL)
+        scheduler_tick(&s->sched, s->pg.conn, s->cfg, now);
 }
 
 int supervisor_main(const config *cfg, ring_t *ring, int slot)
@@ -249,7 +236,7 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
     refill(&s);
     count_pending(&s);             /* the gauge exists once HTTP workers serve */
     if (supervisor_pg(&s) != NULL) /* before serving: a month's first event needs its partition */
-        sms_store_ensure_partitions(s.pg, cfg->sms_hourly_retention_days);
+        sms_store_ensure_partitions(s.pg.conn, cfg->sms_hourly_retention_days);
     atomic_store(&shstate_global->startup_done, 1);
     int64_t now = clock_monotonic_ns();
     leader_tick(&s, now);
@@ -271,7 +258,7 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
         if (now - last_scan >= SUPERVISOR_SCAN_EVERY_NS)
             scan = 1;
         if (now - last_scan >= SUPERVISOR_SCAN_EVERY_NS && supervisor_pg(&s) != NULL)
-            scopelock_sweep(s.pg, s.cfg, SUPERVISOR_SWEEP_KEYS);
+            scopelock_sweep(s.pg.conn, s.cfg, SUPERVISOR_SWEEP_KEYS);
         if (scan) {
             held = orphan_scan(&s);
             last_scan = now;
@@ -287,6 +274,6 @@ int supervisor_main(const config *cfg, ring_t *ring, int slot)
             refill(&s);
     }
     leader_close(&s.lead);
-    PQfinish(s.pg);
+    pgsession_kept_close(&s.pg);
     return EXIT_CHILD_STOPPED;
 }

@@ -15,15 +15,6 @@
 void audit_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
     (void)m;
-    int64_t limit, offset;
-    http_page_params(req, &limit, &offset);
-    const char *action, *actor;
-    if (http_list_filter(req, "action", &action) != 0 ||
-        http_list_filter(req, "actor", &actor) != 0) {
-        http_send_empty_page(req, limit, offset);
-        return;
-    }
-    const char *filters[2] = {action, actor};
-    http_query_page(app, req, runs_audit_list_sql, 2, filters, limit, offset, recompute_json_audit,
-                    "failed to list audit entries");
+    http_query_list(app, req, runs_audit_list_sql, (const char *const[]){"action", "actor", NULL},
+                    recompute_json_audit, "failed to list audit entries");
 }

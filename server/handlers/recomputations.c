@@ -43,17 +43,8 @@
 void recompute_list_handle(http_app *app, h2o_req_t *req, const route_match *m)
 {
     (void)m;
-    int64_t limit, offset;
-    http_page_params(req, &limit, &offset);
-    const char *status, *slug;
-    if (http_list_filter(req, "status", &status) != 0 ||
-        http_list_filter(req, "report_slug", &slug) != 0) {
-        http_send_empty_page(req, limit, offset);
-        return;
-    }
-    const char *filters[2] = {status, slug};
-    http_query_page(app, req, runs_list_sql, 2, filters, limit, offset, recompute_json_run,
-                    "failed to list recompute runs");
+    http_query_list(app, req, runs_list_sql, (const char *const[]){"status", "report_slug", NULL},
+                    recompute_json_run, "failed to list recompute runs");
 }
 
 /* ---- GET /api/v1/recomputations/{id} ------------------------------------------------------ */
