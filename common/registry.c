@@ -4,6 +4,7 @@
  */
 #include "common/registry.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "common/dates.h"
@@ -90,6 +91,27 @@ int32_t registry_window_floor(const registry_window *w, int32_t day)
 size_t registry_window_index(const registry_window *w)
 {
     return (size_t)(w - registry_windows);
+}
+
+const char *registry_window_message(int either)
+{
+    static char messages[2][160];
+    char *m = messages[either != 0];
+    if (m[0] != '\0')
+        return m;
+    size_t total = 0, seen = 0, len;
+    for (size_t i = 0; i < registry_window_count; i++)
+        total += registry_windows[i].report_api != 0;
+    len = (size_t)snprintf(m, sizeof(messages[0]), "window must be%s", either ? " either" : "");
+    for (size_t i = 0; i < registry_window_count && len < sizeof(messages[0]); i++) {
+        if (!registry_windows[i].report_api)
+            continue;
+        const char *sep = seen == 0 ? " " : seen + 1 == total ? " or " : ", ";
+        len += (size_t)snprintf(m + len, sizeof(messages[0]) - len, "%s%s", sep,
+                                registry_windows[i].name);
+        seen++;
+    }
+    return m;
 }
 
 int registry_breakdown_parse(const char *s, size_t len)

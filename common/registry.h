@@ -7,8 +7,8 @@
  *
  * Adding a report of an existing shape is one row of registry_reports (registry.c) plus a
  * migration with its report_definitions and aggregate_windows rows (schema/0007 is the model);
- * nothing else names a report. Adding a window is one row of registry_windows (and, for the
- * report API, widening the CHECK constraints of DATA.md §3 that still list day and week).
+ * nothing else names a report. Adding a window is one row of registry_windows; offering it on
+ * the report API is also a contract change (README.registry.md, "Adding a window").
  */
 #ifndef ANALYTICSD_REGISTRY_H
 #define ANALYTICSD_REGISTRY_H
@@ -81,6 +81,14 @@ int32_t registry_window_floor(const registry_window *w, int32_t day);
 
 /* Index of w in registry_windows (w must come from it). */
 size_t registry_window_index(const registry_window *w);
+
+/*
+ * The 400 message for a window the report API does not accept (API.md §1.6): "window must be
+ * either day or week" for report runs (either = 1), "window must be day or week" for triggers
+ * (either = 0). The names are those of the report_api windows in registry order ("a, b or c"
+ * for three). Built at the first call and kept; never NULL.
+ */
+const char *registry_window_message(int either);
 
 /* The breakdown named by the len bytes at s ("" or NULL with len 0 is NONE), or -1 when the
  * value is none of them (case-sensitive). */

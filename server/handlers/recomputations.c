@@ -22,6 +22,7 @@
 #include "common/json_out.h"
 #include "common/log.h"
 #include "common/params.h"
+#include "common/registry.h"
 #include "common/runs.h"
 #include "common/scopelock.h"
 #include "common/shstate.h"
@@ -486,7 +487,7 @@ void recompute_trigger_handle(http_app *app, h2o_req_t *req, const route_match *
         return;
     }
     if (!window_ok) {
-        http_send_error(req, 400, "window must be day or week");
+        http_send_error(req, 400, registry_window_message(0));
         return;
     }
     if (date_span_days(from, to) > app->cfg->max_report_range_days) {

@@ -483,7 +483,7 @@ static void run_validated(run_state *s)
 {
     text window = param(s, "window");
     if (param_window(window.p, window.len, &s->window) != 0) {
-        http_send_error(s->req, 400, "window must be either day or week");
+        http_send_error(s->req, 400, registry_window_message(1));
         return;
     }
     s->retained_from = retained_from(s);

@@ -298,6 +298,10 @@ static void test_registry_reports_and_layouts(void **state)
     assert_true(registry_window_find("week")->report_api);
     assert_false(registry_window_find("month")->report_api);
     assert_null(registry_window_find("WEEK"));
+    /* The window messages of API.md §1.6 come from the report_api rows. */
+    assert_string_equal(registry_window_message(1), "window must be either day or week");
+    assert_string_equal(registry_window_message(0), "window must be day or week");
+    assert_string_equal(registry_window_message(1), "window must be either day or week");
     /* Bucket starts: 2026-12-02 is a Wednesday. */
     int32_t d;
     assert_int_equal(date_parse("2026-12-02", 10, &d), 0);
