@@ -1,7 +1,8 @@
 /*
- * server/sms_http.h: what the SMS read handlers (server/handlers/sms_*.c) share: the date range
- * of SMS.md §6.1, the trimmed choice parameters, and one statement answered through the
- * worker's answer cache (server/sms_cache.h). Runs in HTTP workers.
+ * server/sms_http.h: what the SMS read routes (server/handlers/sms_*.c) share: the date range
+ * of SMS.md §6.1, the trimmed choice parameters, one statement answered through the worker's
+ * answer cache (server/sms_cache.h), and the list and detail routes of operators and accounts,
+ * which are tables answered here. Runs in HTTP workers.
  */
 #ifndef ANALYTICSD_SMS_HTTP_H
 #define ANALYTICSD_SMS_HTTP_H
